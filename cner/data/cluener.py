@@ -1,0 +1,81 @@
+"""CLUENER2020 JSON Lines: ``{"text": ..., "label": {TYPE: {MENTION: [[start, end], ...]}}}``.
+
+``end`` is inclusive in the file and exclusive in cner. Every span is checked against its
+mention; repeated mentions become separate spans. The unlabelled test split (``id`` and
+``text`` only) reads as examples with no spans.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from cner.data.example import Example
+from cner.errors import InputError
+from cner.fileio import iter_lines
+from cner.schemes import Span
+
+
+def parse_json_line(line: str, *, path: str | Path, number: int) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON at column {exc.colno}: {exc.msg}", path=path,
+                         line=number) from None
+    if not isinstance(obj, dict):
+        raise InputError(f"expected a JSON object, found {type(obj).__name__}", path=path,
+                         line=number)
+    return obj
+
+
+def _text_field(obj: dict, *, path: str | Path, number: int) -> str:
+    text = obj.get("text")
+    if not isinstance(text, str):
+        raise InputError("missing or non-string 'text' field", path=path, line=number)
+    return text
+
+
+def read_cluener(path: str | Path) -> Iterator[Example]:
+    """Yield one example per non-empty line."""
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        obj = parse_json_line(line, path=path, number=number)
+        text = _text_field(obj, path=path, number=number)
+        labels = obj.get("label") or {}
+        if not isinstance(labels, dict):
+            raise InputError("'label' must map types to {mention: [[start, end], ...]}",
+                             path=path, line=number)
+        spans = []
+        for label, mentions in labels.items():
+            for mention, pairs in (mentions or {}).items():
+                for pair in pairs:
+                    if not (isinstance(pair, list) and len(pair) == 2
+                            and all(isinstance(v, int) for v in pair)):
+                        raise InputError(f"span for {mention!r} must be [start, end], found {pair!r}",
+                                         path=path, line=number)
+                    start, end = pair[0], pair[1] + 1  # inclusive -> exclusive
+                    if not 0 <= start < end <= len(text):
+                        raise InputError(f"span [{pair[0]}, {pair[1]}] of {mention!r} is outside "
+                                         f"the text ({len(text)} characters)", path=path, line=number)
+                    if text[start:end] != mention:
+                        raise InputError(f"span [{pair[0]}, {pair[1]}] reads {text[start:end]!r}, "
+                                         f"not the mention {mention!r}", path=path, line=number,
+                                         hint="CLUENER ends are inclusive")
+                    spans.append(Span(start, end, label))
+        ex_id = obj.get("id")
+        yield Example(text, tuple(sorted(spans)), None if ex_id is None else str(ex_id),
+                      str(path), number)
+
+
+def write_cluener(examples: Iterable[Example], handle: IO[str]) -> None:
+    for ex in examples:
+        label: dict[str, dict[str, list[list[int]]]] = {}
+        for span in ex.spans:
+            mention = ex.text[span.start:span.end]
+            label.setdefault(span.label, {}).setdefault(mention, []).append([span.start, span.end - 1])
+        obj: dict = {"text": ex.text, "label": label}
+        if ex.id is not None:
+            obj = {"id": ex.id, **obj}
+        handle.write(json.dumps(obj, ensure_ascii=False) + "\n")

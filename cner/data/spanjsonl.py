@@ -1,0 +1,55 @@
+"""cner's own span JSON Lines: ``{"id", "text", "entities": [{"start", "end", "label"}]}``.
+
+Offsets are end-exclusive Python string indices; an entity may also carry ``text`` (checked
+against the slice) and ``score`` (ignored when reading a corpus). This is also the JSONL
+output of ``cner annotate``.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from cner.data.cluener import parse_json_line
+from cner.data.example import Example
+from cner.errors import InputError
+from cner.fileio import iter_lines
+from cner.schemes import Span
+
+
+def read_span_jsonl(path: str | Path) -> Iterator[Example]:
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        obj = parse_json_line(line, path=path, number=number)
+        text = obj.get("text")
+        if not isinstance(text, str):
+            raise InputError("missing or non-string 'text' field", path=path, line=number)
+        spans = []
+        for ent in obj.get("entities") or []:
+            try:
+                start, end, label = int(ent["start"]), int(ent["end"]), str(ent["label"])
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"entity {ent!r} needs integer 'start', 'end' and a 'label'",
+                                 path=path, line=number) from None
+            if not 0 <= start < end <= len(text):
+                raise InputError(f"entity {start}:{end} is outside the text ({len(text)} "
+                                 "characters) or empty", path=path, line=number)
+            if "text" in ent and text[start:end] != ent["text"]:
+                raise InputError(f"entity {start}:{end} reads {text[start:end]!r}, not "
+                                 f"{ent['text']!r}", path=path, line=number,
+                                 hint="offsets are end-exclusive Python string indices")
+            spans.append(Span(start, end, label))
+        ex_id = obj.get("id")
+        yield Example(text, tuple(sorted(spans)), None if ex_id is None else str(ex_id),
+                      str(path), number)
+
+
+def write_span_jsonl(examples: Iterable[Example], handle: IO[str]) -> None:
+    for number, ex in enumerate(examples, start=1):
+        entities = [{"start": s.start, "end": s.end, "label": s.label,
+                     "text": ex.text[s.start:s.end]} for s in ex.spans]
+        obj = {"id": ex.id if ex.id is not None else str(number), "text": ex.text,
+               "entities": entities}
+        handle.write(json.dumps(obj, ensure_ascii=False) + "\n")

@@ -1,0 +1,221 @@
+"""Text -> character-level model inputs, and the map back to string offsets.
+
+One model position per Python string character (code point), whatever it is: whitespace,
+Latin letters, digits, full-width forms, emoji. So position ``i`` of a window that starts at
+character ``s`` is ``text[s + i]`` and offsets need no alignment table. WordPiece would
+merge ``2024`` into one piece and break that; here every character is looked up on its own.
+Normalisation (full-width -> half-width, lower-casing) changes only the vocabulary look-up,
+never the text or an offset.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cner.errors import ModelError
+from cner.fileio import atomic_write
+from cner.schemes import Span, spans_to_tags, tags_to_spans
+
+PAD, UNK, CLS, SEP, MASK, SPACE = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[SPACE]"
+SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK, SPACE)
+# Hub vocabularies have no [SPACE]; an unused slot keeps whitespace distinct from [UNK].
+SPACE_FALLBACKS = (SPACE, "[unused1]")
+
+
+def normalize_char(char: str, *, lowercase: bool = False, halfwidth: bool = False) -> str:
+    """The look-up form of one character; always exactly one character long."""
+    code = ord(char)
+    if halfwidth:
+        if 0xFF01 <= code <= 0xFF5E:
+            char = chr(code - 0xFEE0)
+        elif code == 0x3000:
+            char = " "
+    if lowercase:
+        lowered = char.lower()
+        if len(lowered) == 1:  # 'İ'.lower() is two code points: keep the original
+            char = lowered
+    return char
+
+
+@dataclass(frozen=True)
+class CharVocab:
+    """A WordPiece-style ``vocab.txt`` used one character at a time."""
+
+    tokens: tuple[str, ...]
+    lowercase: bool = False
+    halfwidth: bool = False
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _cache: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = {tok: i for i, tok in enumerate(self.tokens)}
+        missing = [t for t in (PAD, UNK, CLS, SEP) if t not in index]
+        if missing:
+            raise ModelError(f"vocabulary lacks the special token(s) {', '.join(missing)}")
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_cache", {})
+
+    @classmethod
+    def load(cls, path: str | Path, *, lowercase: bool = False, halfwidth: bool = False) -> CharVocab:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"vocabulary file {path} not found")
+        tokens = path.read_text(encoding="utf-8").split("\n")
+        if tokens and tokens[-1] == "":
+            tokens.pop()
+        return cls(tuple(tokens), lowercase=lowercase, halfwidth=halfwidth)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None,
+              lowercase: bool = False, halfwidth: bool = False) -> CharVocab:
+        """A vocabulary of the characters in ``texts`` (after normalisation), most frequent first."""
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(normalize_char(c, lowercase=lowercase, halfwidth=halfwidth)
+                          for c in text if not c.isspace())
+        chars = [c for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                 if n >= min_count and c not in SPECIAL_TOKENS]
+        if max_size is not None:
+            chars = chars[:max(0, max_size - len(SPECIAL_TOKENS))]
+        return cls(SPECIAL_TOKENS + tuple(chars), lowercase=lowercase, halfwidth=halfwidth)
+
+    def save(self, path: str | Path) -> None:
+        with atomic_write(path) as handle:
+            handle.write("\n".join(self.tokens) + "\n")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def token_id(self, token: str) -> int:
+        return self._index[token]
+
+    @property
+    def pad_id(self) -> int:
+        return self._index[PAD]
+
+    @property
+    def cls_id(self) -> int:
+        return self._index[CLS]
+
+    @property
+    def sep_id(self) -> int:
+        return self._index[SEP]
+
+    @property
+    def unk_id(self) -> int:
+        return self._index[UNK]
+
+    @property
+    def mask_id(self) -> int:
+        return self._index.get(MASK, self.unk_id)
+
+    @property
+    def space_id(self) -> int:
+        for tok in SPACE_FALLBACKS:
+            if tok in self._index:
+                return self._index[tok]
+        return self.unk_id
+
+    def char_id(self, char: str) -> int:
+        cached = self._cache.get(char)
+        if cached is not None:
+            return cached
+        if char.isspace():
+            value = self.space_id
+        else:
+            norm = normalize_char(char, lowercase=self.lowercase, halfwidth=self.halfwidth)
+            value = self._index.get(norm, self._index.get(char, self.unk_id))
+        self._cache[char] = value
+        return value
+
+    def encode(self, text: str) -> list[int]:
+        """One id per character of ``text`` (no special tokens): ``len(result) == len(text)``."""
+        get = self._cache.get
+        return [get(c) if c in self._cache else self.char_id(c) for c in text]
+
+
+def char_encode(text: str, vocab: CharVocab) -> list[int]:
+    """``[CLS] + one id per character + [SEP]``."""
+    return [vocab.cls_id, *vocab.encode(text), vocab.sep_id]
+
+
+def plan_windows(length: int, *, max_chars: int, overlap: int) -> list[tuple[int, int]]:
+    """Character ranges ``[start, end)`` of overlapping windows that cover ``length`` characters.
+
+    Consecutive windows share ``overlap`` characters (fewer only where the text is short);
+    the last window ends at ``length``. A text that fits gives one window.
+    """
+    if max_chars < 1:
+        raise ValueError("max_chars must be positive")
+    if not 0 <= overlap < max_chars:
+        raise ValueError(f"overlap must be in [0, max_chars), got {overlap}")
+    if length <= max_chars:
+        return [(0, length)]
+    step = max_chars - overlap
+    windows = []
+    start = 0
+    while start + max_chars < length:
+        windows.append((start, start + max_chars))
+        start += step
+    windows.append((length - max_chars, length))
+    return windows
+
+
+def window_owners(windows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """For each window, the character range whose predictions it owns when merging.
+
+    Overlaps are cut at their midpoint, so every character is owned by exactly one window and
+    always by one in which it has context on both sides.
+    """
+    owned = []
+    for k, (start, end) in enumerate(windows):
+        lo = start if k == 0 else (start + windows[k - 1][1]) // 2
+        hi = end if k == len(windows) - 1 else (windows[k + 1][0] + end) // 2
+        owned.append((lo, hi))
+    return owned
+
+
+def merge_window_tags(windows: Sequence[tuple[int, int]], window_tags: Sequence[Sequence[str]]
+                      ) -> list[str]:
+    """Stitch per-window tag sequences into one sequence for the whole text."""
+    merged: list[str] = []
+    for (start, _), (lo, hi), tags in zip(windows, window_owners(windows), window_tags):
+        merged.extend(tags[lo - start:hi - start])
+    return merged
+
+
+@dataclass(frozen=True)
+class EncodedWindow:
+    """Model inputs for ``text[start:end]``: ``input_ids[1 + i]`` is character ``start + i``."""
+
+    start: int
+    end: int
+    input_ids: list[int]
+    label_ids: list[int] | None = None  # one per character (no entries for [CLS]/[SEP])
+
+
+def encode_example(text: str, vocab: CharVocab, *, spans: Sequence[Span] | None = None,
+                   tag_to_id: dict[str, int] | None = None, scheme: str = "bio",
+                   max_length: int = 512, overlap: int = 64) -> list[EncodedWindow]:
+    """Split ``text`` into windows of at most ``max_length`` positions (specials included)
+    and encode each; with ``spans`` and ``tag_to_id``, attach per-character label ids."""
+    ids = vocab.encode(text)
+    labels = None
+    if spans is not None:
+        if tag_to_id is None:
+            raise ValueError("tag_to_id is needed with spans")
+        labels = [tag_to_id[t] for t in spans_to_tags(spans, len(text), scheme=scheme)]
+    out = []
+    for start, end in plan_windows(len(text), max_chars=max_length - 2, overlap=overlap):
+        window_ids = [vocab.cls_id, *ids[start:end], vocab.sep_id]
+        out.append(EncodedWindow(start, end, window_ids,
+                                 None if labels is None else labels[start:end]))
+    return out
+
+
+def decode_spans(tags: Sequence[str], *, scheme: str = "bio", offset: int = 0) -> list[Span]:
+    """Per-character tags (positions after [CLS]) -> spans in string offsets, repairing leniently."""
+    return [Span(s.start + offset, s.end + offset, s.label)
+            for s in tags_to_spans(tags, scheme=scheme, mode="lenient")]

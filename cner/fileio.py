@@ -1,0 +1,78 @@
+"""Reading text files line by line with exact error locations, and atomic writes."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from cner.errors import InputError
+
+BOM = "\ufeff"
+
+
+def iter_lines(path: str | Path, *, errors: str = "strict", binary_check: bool = True
+               ) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for each line of a UTF-8 file, 1-based.
+
+    The line terminator (LF or CRLF) is removed and a leading BOM is dropped. With
+    ``errors="strict"`` an undecodable line raises `InputError` naming the line and the
+    byte offset in the file; ``errors="replace"`` substitutes U+FFFD instead.
+    ``binary_check`` rejects files whose first 8 KiB contain a NUL byte.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    if path.is_dir():
+        raise InputError("is a directory, expected a file", path=path)
+    with open(path, "rb") as handle:
+        if binary_check and b"\x00" in handle.read(8192):
+            raise InputError("looks like a binary file (contains NUL bytes), expected UTF-8 text",
+                             path=path, line=1)
+        handle.seek(0)
+        offset = 0
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8", errors=errors)
+            except UnicodeDecodeError as exc:
+                raise InputError(f"invalid UTF-8 at byte {offset + exc.start} of the file",
+                                 path=path, line=number,
+                                 hint="re-encode the file as UTF-8") from None
+            offset += len(raw)
+            if text.endswith("\n"):
+                text = text[:-1]
+                if text.endswith("\r"):
+                    text = text[:-1]
+            if number == 1 and text.startswith(BOM):
+                text = text[1:]
+            yield number, text
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
+                 newline: str | None = "") -> Iterator[IO]:
+    """Write to a temporary file beside ``path`` and rename it over ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched, so a
+    reader never sees a half-written output.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        if "b" in mode:
+            handle = os.fdopen(fd, mode)
+        else:
+            handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
