@@ -1,0 +1,248 @@
+"""A batch-first linear-chain CRF with optional hard transition constraints.
+
+Shapes use ``B`` = batch, ``L`` = sequence length, ``T`` = number of tags. Every method
+takes ``emissions`` float ``(B, L, T)`` and ``mask`` bool ``(B, L)``; each mask row must be
+a prefix of True values (right padding) with the first column all True.
+
+Constraints (from `transition_constraints`) are applied by adding ``DISALLOWED`` to the
+score of every forbidden start, transition and end, in training and inference alike, so
+the model neither learns nor decodes an invalid path such as ``O -> I-PER`` under BIO.
+A large finite constant rather than ``-inf`` keeps ``logsumexp`` and its gradient finite
+even when a gold path happens to be invalid.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cner.schemes import check_scheme, split_tag, transition_allowed
+
+# Added to forbidden scores; exp(-1e4) underflows to 0 in float32 yet stays finite.
+DISALLOWED = -1e4
+
+REDUCTIONS = ("none", "sum", "mean", "token_mean")
+
+
+def transition_constraints(tags: list[str], scheme: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(allowed_start (T,), allowed_transitions (T, T), allowed_end (T,))`` bool tensors.
+
+    ``tags[i]`` is the tag of index ``i``; ``allowed_transitions[i, j]`` says whether tag ``i``
+    may be followed by tag ``j``. The table is `cner.schemes.transition_allowed`, so the CRF
+    and sequence validation agree on what is valid. Raises `SchemeError` for an unknown
+    scheme or a tag that does not belong to it.
+    """
+    scheme = check_scheme(scheme)
+    parsed = [split_tag(tag, scheme) for tag in tags]
+    start = torch.tensor([transition_allowed(scheme, None, cur) for cur in parsed], dtype=torch.bool)
+    end = torch.tensor([transition_allowed(scheme, prev, None) for prev in parsed], dtype=torch.bool)
+    trans = torch.tensor([[transition_allowed(scheme, prev, cur) for cur in parsed] for prev in parsed],
+                         dtype=torch.bool).reshape(len(tags), len(tags))  # reshape: keeps (0, 0) for no tags
+    return start, trans, end
+
+
+class CRF(nn.Module):
+    """Linear-chain CRF over ``num_tags`` tags.
+
+    Parameters: ``start_transitions`` ``(T,)``, ``end_transitions`` ``(T,)`` and
+    ``transitions`` ``(T, T)`` indexed ``[from, to]``, all float32.
+
+    ``allowed_transitions`` bool ``(T, T)`` ``[from, to]``, ``allowed_start`` bool ``(T,)`` and
+    ``allowed_end`` bool ``(T,)`` are optional constraints (``None`` allows everything). They
+    are stored as persistent buffers so a saved ``state_dict`` carries them.
+
+    All scores are computed in float32 even for bf16/fp16 emissions (e.g. under autocast):
+    the forward algorithm sums long chains of log-scores, which half precision cannot hold.
+    """
+
+    def __init__(self, num_tags: int, *, allowed_transitions: torch.Tensor | None = None,
+                 allowed_start: torch.Tensor | None = None, allowed_end: torch.Tensor | None = None) -> None:
+        super().__init__()
+        if num_tags < 1:
+            raise ValueError(f"num_tags must be at least 1, got {num_tags}")
+        self.num_tags = num_tags
+        self.start_transitions = nn.Parameter(torch.empty(num_tags))
+        self.end_transitions = nn.Parameter(torch.empty(num_tags))
+        self.transitions = nn.Parameter(torch.empty(num_tags, num_tags))
+        self.reset_parameters()
+        self.register_buffer("allowed_start", self._constraint(allowed_start, (num_tags,), "allowed_start"))
+        self.register_buffer("allowed_end", self._constraint(allowed_end, (num_tags,), "allowed_end"))
+        self.register_buffer("allowed_transitions",
+                             self._constraint(allowed_transitions, (num_tags, num_tags), "allowed_transitions"))
+
+    def reset_parameters(self) -> None:
+        # Small symmetric init, as pytorch-crf: no tag or transition is favoured at the start.
+        for param in (self.start_transitions, self.end_transitions, self.transitions):
+            nn.init.uniform_(param, -0.1, 0.1)
+
+    @staticmethod
+    def _constraint(value: torch.Tensor | None, shape: tuple[int, ...], name: str) -> torch.Tensor:
+        if value is None:
+            return torch.ones(shape, dtype=torch.bool)
+        value = torch.as_tensor(value)
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+        if value.dtype != torch.bool:
+            raise ValueError(f"{name} must be a bool tensor, got {value.dtype}")
+        return value.detach().clone()
+
+    def extra_repr(self) -> str:
+        constrained = not (self.allowed_start.all() and self.allowed_end.all() and self.allowed_transitions.all())
+        return f"num_tags={self.num_tags}, constrained={bool(constrained)}"
+
+    # -- scores with constraints folded in ---------------------------------------------------
+
+    def _scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(start (T,), transitions (T, T), end (T,))`` float32 with forbidden entries penalised."""
+        # masked_fill would cut the gradient to forbidden entries; adding a constant keeps it
+        # (it is ~0 anyway) and keeps the parameters themselves unconstrained.
+        def penalise(param: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+            return param.float() + (~allowed).to(torch.float32) * DISALLOWED
+        return (penalise(self.start_transitions, self.allowed_start),
+                penalise(self.transitions, self.allowed_transitions),
+                penalise(self.end_transitions, self.allowed_end))
+
+    def _check(self, emissions: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor | None = None) -> torch.Tensor:
+        """Validate shapes and return the emissions as float32 ``(B, L, T)``."""
+        if emissions.dim() != 3 or emissions.shape[2] != self.num_tags:
+            raise ValueError(f"emissions must have shape (batch, seq_len, {self.num_tags}), "
+                             f"got {tuple(emissions.shape)}")
+        if not emissions.is_floating_point():
+            raise ValueError(f"emissions must be floating point, got {emissions.dtype}")
+        if mask.dtype != torch.bool:
+            raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
+        if mask.shape != emissions.shape[:2]:
+            raise ValueError(f"mask shape {tuple(mask.shape)} does not match emissions "
+                             f"(batch, seq_len) = {tuple(emissions.shape[:2])}")
+        if tags is not None and tags.shape != emissions.shape[:2]:
+            raise ValueError(f"tags shape {tuple(tags.shape)} does not match emissions "
+                             f"(batch, seq_len) = {tuple(emissions.shape[:2])}")
+        if emissions.shape[1] == 0 or not mask[:, 0].all():
+            raise ValueError("mask[:, 0] must be all True: every sequence needs at least one position")
+        if (mask[:, 1:] & ~mask[:, :-1]).any():
+            raise ValueError("each mask row must be a prefix of True values (right padding only)")
+        return emissions.float()
+
+    # -- training ----------------------------------------------------------------------------
+
+    def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, *,
+                reduction: str = "mean") -> torch.Tensor:
+        """Negative log-likelihood of ``tags``.
+
+        ``emissions`` float ``(B, L, T)``; ``tags`` long ``(B, L)`` (values at masked-out
+        positions are ignored, so ``-100`` padding is fine); ``mask`` bool ``(B, L)``.
+        ``reduction``: ``"none"`` gives ``(B,)``; ``"sum"``; ``"mean"`` over the batch;
+        ``"token_mean"`` divides the sum by the number of masked-in tokens. Float32.
+        """
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        nll = -self.log_likelihood(emissions, tags, mask)  # shape: (B,)
+        if reduction == "none":
+            return nll
+        if reduction == "sum":
+            return nll.sum()
+        if reduction == "mean":
+            return nll.mean()
+        return nll.sum() / mask.sum().clamp(min=1)
+
+    def log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``log p(tags | emissions)`` per sequence, float32 ``(B,)``.
+
+        ``emissions`` float ``(B, L, T)``; ``tags`` long ``(B, L)``; ``mask`` bool ``(B, L)``.
+        """
+        emissions = self._check(emissions, mask, tags)
+        return self._path_score(emissions, tags, mask) - self._log_z(emissions, mask)
+
+    def _path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Unnormalised score of ``tags`` (B, L) long, float32 ``(B,)``; no loop needed."""
+        start, trans, end = self._scores()
+        tags = tags.long().masked_fill(~mask, 0)  # padding values (-100 etc.) must not index
+        maskf = mask.to(emissions.dtype)  # shape: (B, L)
+        emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # shape: (B, L)
+        step = trans[tags[:, :-1], tags[:, 1:]]  # shape: (B, L-1)
+        lengths = mask.sum(1)  # shape: (B,)
+        last = tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)  # shape: (B,)
+        return (start[tags[:, 0]] + (emit * maskf).sum(1)
+                + (step * maskf[:, 1:]).sum(1) + end[last])
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def _alphas(self, emissions: torch.Tensor, mask: torch.Tensor,
+                start: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
+        """Forward log-scores ``(B, L, T)``: alpha[b, t, j] sums all prefixes ending in j at t.
+
+        At padded positions alpha is carried over unchanged, so ``alphas[:, -1]`` is each
+        sequence's alpha at its own last position.
+        """
+        alpha = start + emissions[:, 0]  # shape: (B, T)
+        out = [alpha]
+        for t in range(1, emissions.shape[1]):
+            # [b, i, j] = alpha[b, i] + trans[i, j]; sum out the previous tag i.
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emissions[:, t]  # shape: (B, T)
+            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)  # shape: (B, T)
+            out.append(alpha)
+        return torch.stack(out, dim=1)  # shape: (B, L, T)
+
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``log Z`` (log-sum-exp of all path scores) per sequence, float32 ``(B,)``.
+
+        ``emissions`` float ``(B, L, T)``; ``mask`` bool ``(B, L)``.
+        """
+        return self._log_z(self._check(emissions, mask), mask)
+
+    def _log_z(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`log_partition` on already-checked float32 emissions, ``(B,)``."""
+        start, trans, end = self._scores()
+        alphas = self._alphas(emissions, mask, start, trans)  # shape: (B, L, T)
+        return torch.logsumexp(alphas[:, -1] + end, dim=1)  # shape: (B,)
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior ``p(tag_t = j | emissions)`` by forward-backward, float32 ``(B, L, T)``.
+
+        ``emissions`` float ``(B, L, T)``; ``mask`` bool ``(B, L)``. Rows sum to 1 where
+        ``mask`` is True and are 0 elsewhere.
+        """
+        emissions = self._check(emissions, mask)
+        start, trans, end = self._scores()
+        alphas = self._alphas(emissions, mask, start, trans)  # shape: (B, L, T)
+        seq_len = emissions.shape[1]
+        beta = end.expand_as(emissions[:, 0])  # shape: (B, T)
+        betas = [beta]
+        for t in range(seq_len - 2, -1, -1):
+            # [b, i, j] = trans[i, j] + emission and beta of the next tag j; sum out j.
+            nxt = torch.logsumexp(trans + (emissions[:, t + 1] + beta).unsqueeze(1), dim=2)  # shape: (B, T)
+            # Where t+1 is padding, t is the last real position (or padding): only the end score follows.
+            beta = torch.where(mask[:, t + 1].unsqueeze(1), nxt, end.expand_as(nxt))  # shape: (B, T)
+            betas.append(beta)
+        betas = torch.stack(betas[::-1], dim=1)  # shape: (B, L, T)
+        # alpha + beta is the log-score of all paths through (t, j); softmax divides by Z
+        # and makes each row sum to exactly 1 without a separate log Z.
+        probs = torch.softmax(alphas + betas, dim=2)  # shape: (B, L, T)
+        return probs * mask.unsqueeze(2).to(probs.dtype)
+
+    @torch.no_grad()
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Viterbi: the highest-scoring tag path, long ``(B, L)`` with ``-1`` where ``mask`` is False.
+
+        ``emissions`` float ``(B, L, T)``; ``mask`` bool ``(B, L)``. Forbidden starts,
+        transitions and ends are never chosen while any allowed path exists.
+        """
+        emissions = self._check(emissions, mask)
+        start, trans, end = self._scores()
+        batch, seq_len, num_tags = emissions.shape
+        score = start + emissions[:, 0]  # shape: (B, T)
+        identity = torch.arange(num_tags, device=emissions.device).expand(batch, num_tags)  # shape: (B, T)
+        backpointers = []
+        for t in range(1, seq_len):
+            best, prev = (score.unsqueeze(2) + trans).max(dim=1)  # shape: (B, T) each; prev = best previous tag
+            keep = mask[:, t].unsqueeze(1)  # shape: (B, 1)
+            score = torch.where(keep, best + emissions[:, t], score)
+            # Padding points each tag back to itself, so backtracking from the final column
+            # passes unchanged through the padding to the sequence's real last tag.
+            backpointers.append(torch.where(keep, prev, identity))
+        tag = (score + end).argmax(dim=1)  # shape: (B,)
+        path = [tag]
+        for pointers in reversed(backpointers):  # pointers shape: (B, T)
+            tag = pointers.gather(1, tag.unsqueeze(1)).squeeze(1)  # shape: (B,)
+            path.append(tag)
+        path = torch.stack(path[::-1], dim=1)  # shape: (B, L)
+        return path.masked_fill(~mask, -1)
