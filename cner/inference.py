@@ -1,0 +1,150 @@
+"""Batched, windowed prediction and the `Tagger` API.
+
+Texts are cut into overlapping windows (`cner.encoding.plan_windows`), all windows of a chunk
+of texts are sorted by length and batched, the CRF decodes each batch at once, and the
+per-window tags are stitched back (`merge_window_tags`: each character takes the tag of the
+window where it sits furthest from an edge), so an entity that crosses a window edge is
+found once. ``Entity.score`` is the mean, over the entity's characters, of the CRF marginal
+probability (forward-backward) of the tag each character was given.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cner.encoding import CharVocab, plan_windows, window_owners
+from cner.schemes import tags_to_spans
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An entity in a text: ``text == document[start:end]`` (end exclusive, code points)."""
+
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float
+
+
+def _collate(windows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Right-pad ``[CLS] chars [SEP]`` id lists into ``(input_ids, attention_mask, char_mask)``."""
+    width = max(len(w) for w in windows)
+    input_ids = torch.full((len(windows), width), pad_id, dtype=torch.long)  # shape: (B, L+2)
+    for row, ids in enumerate(windows):
+        input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+    lengths = torch.tensor([len(w) - 2 for w in windows])
+    attention_mask = torch.arange(width) < (lengths + 2)[:, None]
+    char_mask = torch.arange(width - 2) < lengths[:, None]  # shape: (B, L)
+    return input_ids, attention_mask.long(), char_mask
+
+
+class Predictor:
+    """Runs a `TokenTagger` over many texts: windows, length-sorted batches, merging."""
+
+    def __init__(self, model, vocab: CharVocab, *, max_length: int, overlap: int,
+                 batch_size: int = 64, device: str | torch.device = "cpu",
+                 precision: str = "fp32") -> None:
+        self.model = model
+        self.vocab = vocab
+        self.max_chars = max_length - 2
+        self.overlap = min(overlap, self.max_chars - 1)
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.precision = precision
+
+    def _autocast(self):
+        enabled = self.precision in ("bf16", "fp16")
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=enabled)
+
+    def tag_texts(self, texts: Sequence[str]) -> list[tuple[list[str], list[float]]]:
+        """Per text: one tag and the marginal probability of that tag per character."""
+        jobs = []  # (text index, window start, window end)
+        for i, text in enumerate(texts):
+            if text:
+                jobs.extend((i, s, e) for s, e in plan_windows(len(text), max_chars=self.max_chars,
+                                                               overlap=self.overlap))
+        encoded = {}
+        for i, text in enumerate(texts):
+            if text:
+                encoded[i] = self.vocab.encode(text)
+        order = sorted(range(len(jobs)), key=lambda k: jobs[k][2] - jobs[k][1], reverse=True)
+        results: list = [None] * len(jobs)
+        tags = self.model.tags
+        for first in range(0, len(order), self.batch_size):
+            chunk = order[first:first + self.batch_size]
+            windows = [[self.vocab.cls_id, *encoded[jobs[k][0]][jobs[k][1]:jobs[k][2]],
+                        self.vocab.sep_id] for k in chunk]
+            input_ids, attention_mask, char_mask = (t.to(self.device) for t in
+                                                    _collate(windows, self.vocab.pad_id))
+            with self._autocast():
+                best, probs = self.model.predict(input_ids, attention_mask, char_mask)
+            chosen = probs.gather(-1, best.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # shape: (B, L)
+            best, chosen = best.cpu().tolist(), chosen.float().cpu().tolist()
+            for row, k in enumerate(chunk):
+                n = jobs[k][2] - jobs[k][1]
+                results[k] = ([tags[t] for t in best[row][:n]], chosen[row][:n])
+        out: list[tuple[list[str], list[float]]] = [([], []) for _ in texts]
+        by_text = itertools.groupby(range(len(jobs)), key=lambda k: jobs[k][0])
+        for i, ks in by_text:
+            ks = list(ks)
+            spans = [(jobs[k][1], jobs[k][2]) for k in ks]
+            merged_tags, merged_probs = [], []
+            for k, (start, _), (lo, hi) in zip(ks, spans, window_owners(spans)):
+                merged_tags.extend(results[k][0][lo - start:hi - start])
+                merged_probs.extend(results[k][1][lo - start:hi - start])
+            out[i] = (merged_tags, merged_probs)
+        return out
+
+    def entities(self, texts: Sequence[str]) -> list[list[Entity]]:
+        found = []
+        for text, (tags, probs) in zip(texts, self.tag_texts(texts)):
+            ents = []
+            for span in tags_to_spans(tags, scheme=self.model.scheme, mode="lenient"):
+                score = sum(probs[span.start:span.end]) / (span.end - span.start)
+                ents.append(Entity(span.start, span.end, span.label, text[span.start:span.end],
+                                   round(min(1.0, max(0.0, score)), 6)))
+            found.append(ents)
+        return found
+
+
+class Tagger:
+    """A trained NER model ready to annotate text.
+
+    >>> tagger = Tagger.load("runs/tiny/model")          # doctest: +SKIP
+    >>> tagger("张伟在北京大学工作。")                      # doctest: +SKIP
+    [Entity(start=0, end=2, label='PER', text='张伟', score=0.98), ...]
+    """
+
+    def __init__(self, predictor: Predictor, meta) -> None:
+        self.predictor = predictor
+        self.meta = meta
+
+    @classmethod
+    def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64,
+             precision: str = "fp32") -> Tagger:
+        from cner.models.storage import load_tagger_dir
+
+        model, vocab, meta = load_tagger_dir(model_dir, device=device)
+        predictor = Predictor(model, vocab, max_length=meta.max_length, overlap=meta.overlap,
+                              batch_size=batch_size, device=device, precision=precision)
+        return cls(predictor, meta)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({t.partition("-")[2] for t in self.meta.labels if t != "O"})
+
+    def __call__(self, text: str) -> list[Entity]:
+        return self.predictor.entities([text])[0]
+
+    def pipe(self, texts: Iterable[str], *, chunk_size: int | None = None) -> Iterator[list[Entity]]:
+        """Lazily annotate a stream of texts, in order, holding one chunk in memory at a time."""
+        size = chunk_size or self.predictor.batch_size * 8
+        iterator = iter(texts)
+        while chunk := list(itertools.islice(iterator, size)):
+            yield from self.predictor.entities(chunk)

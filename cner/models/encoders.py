@@ -1,0 +1,83 @@
+"""Encoders: a Hugging Face model by hub name or local directory, or one built from sizes.
+
+Hub loading is real code for users with a network; with ``HF_HUB_OFFLINE=1`` (the tests)
+an uncached hub name fails with a one-line `ModelError`. Weights load only from safetensors
+and remote code is never trusted.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from torch import nn
+
+from cner.config import DataConfig, ModelConfig
+from cner.encoding import CharVocab
+from cner.errors import ModelError
+
+SCRATCH = "scratch"
+
+
+def scratch_encoder(cfg: ModelConfig, vocab: CharVocab, *, max_positions: int = 512) -> nn.Module:
+    """A randomly initialised BERT of the configured size over ``vocab``."""
+    from transformers import BertConfig, BertModel
+
+    if cfg.hidden_size % cfg.num_heads:
+        raise ModelError(f"model.hidden_size ({cfg.hidden_size}) must be a multiple of "
+                         f"model.num_heads ({cfg.num_heads})")
+    config = BertConfig(vocab_size=len(vocab), hidden_size=cfg.hidden_size,
+                        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+                        intermediate_size=cfg.intermediate_size, hidden_dropout_prob=cfg.dropout,
+                        attention_probs_dropout_prob=cfg.dropout,
+                        max_position_embeddings=max_positions, pad_token_id=vocab.pad_id)
+    return BertModel(config, add_pooling_layer=False)
+
+
+def pretrained_vocab(name: str, data: DataConfig) -> CharVocab:
+    """The ``vocab.txt`` of a hub model or local directory, used one character at a time."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(name, "vocab.txt")
+    except OSError as exc:
+        raise ModelError(_load_hint(name, exc)) from None
+    if path is None:
+        raise ModelError(f"{name} has no vocab.txt; cner needs a WordPiece (BERT-style) "
+                         "vocabulary to encode one character per position")
+    return CharVocab.load(path, lowercase=data.lowercase, halfwidth=data.halfwidth)
+
+
+def pretrained_encoder(name: str) -> nn.Module:
+    from transformers import AutoModel
+
+    from cner.models.storage import drop_pooler
+
+    try:
+        return drop_pooler(AutoModel.from_pretrained(name, use_safetensors=True,
+                                                     trust_remote_code=False))
+    except OSError as exc:
+        raise ModelError(_load_hint(name, exc)) from None
+
+
+def _load_hint(name: str, exc: Exception) -> str:
+    if Path(name).exists():
+        return f"cannot load the encoder from directory {name}: {str(exc).splitlines()[0]}"
+    return (f"cannot load {name!r} from the Hugging Face hub (offline, or no such model); "
+            "download it once with network access, pass a local directory as model.encoder, "
+            "or use model.encoder=scratch")
+
+
+def build_encoder(cfg: ModelConfig, data: DataConfig, texts: Iterable[str]
+                  ) -> tuple[nn.Module, CharVocab]:
+    """The encoder and its vocabulary; a scratch vocabulary is made from ``texts``."""
+    if cfg.encoder == SCRATCH:
+        vocab = CharVocab.build(texts, min_count=cfg.vocab_min_count, lowercase=data.lowercase,
+                                halfwidth=data.halfwidth)
+        return scratch_encoder(cfg, vocab, max_positions=max(512, data.max_length)), vocab
+    vocab = pretrained_vocab(cfg.encoder, data)
+    encoder = pretrained_encoder(cfg.encoder)
+    limit = getattr(encoder.config, "max_position_embeddings", None)
+    if limit is not None and data.max_length > limit:
+        raise ModelError(f"data.max_length={data.max_length} exceeds the encoder's "
+                         f"max_position_embeddings={limit}")
+    return encoder, vocab

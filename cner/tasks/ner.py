@@ -1,0 +1,200 @@
+"""NER as a task of the shared training loop: corpora -> windows -> batches -> TokenTagger."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from cner.config import Config, load_config
+from cner.data.example import Example
+from cner.data.formats import read_corpus
+from cner.encoding import CharVocab, encode_example
+from cner.errors import ConfigError, InputError
+from cner.evaluation import entity_scores
+from cner.inference import Predictor
+from cner.models.storage import ModelMeta, load_tagger_dir, save_model_dir
+from cner.schemes import check_scheme, flatten_spans, label_set
+from cner.training import TrainResult, resolve_device, resolve_precision, train_loop
+
+
+def load_split(path: str | None, cfg: Config) -> list[Example]:
+    if path is None:
+        return []
+    return read_corpus(path, format=cfg.data.format, scheme=cfg.data.scheme).examples
+
+
+def split_dev(examples: list[Example], fraction: float, seed: int) -> tuple[list, list]:
+    """A seeded hold-out: the same ``fraction`` of examples for the same seed."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n_dev = int(round(len(examples) * fraction))
+    dev_ids = set(order[:n_dev])
+    return ([e for i, e in enumerate(examples) if i not in dev_ids],
+            [e for i, e in enumerate(examples) if i in dev_ids])
+
+
+def encode_corpus(examples: Sequence[Example], vocab: CharVocab, tags: list[str], cfg: Config
+                  ) -> list[tuple[list[int], list[int]]]:
+    """Training windows as ``(input_ids, label_ids)``; nested spans keep the outermost."""
+    tag_to_id = {t: i for i, t in enumerate(tags)}
+    windows = []
+    for ex in examples:
+        if not ex.text:
+            continue
+        spans, _ = flatten_spans(ex.spans)
+        for w in encode_example(ex.text, vocab, spans=spans, tag_to_id=tag_to_id,
+                                scheme=cfg.model.tag_scheme, max_length=cfg.data.max_length,
+                                overlap=cfg.data.overlap):
+            windows.append((w.input_ids, w.label_ids))
+    return windows
+
+
+def make_batches(windows: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int,
+                 epoch: int, pad_id: int) -> list[dict]:
+    """Length-bucketed batches: shuffle, sort within pools of 50 batches, shuffle the batches.
+
+    Deterministic for a given ``(seed, epoch)``, which is what makes resume exact.
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(windows)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for first in range(0, len(order), pool):
+        chunk = sorted(order[first:first + pool], key=lambda k: len(windows[k][0]))
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return [collate_train([windows[k] for k in b], pad_id) for b in batches]
+
+
+def collate_train(items: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict:
+    width = max(len(ids) for ids, _ in items)
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)  # shape: (B, L+2)
+    labels = torch.zeros((len(items), width - 2), dtype=torch.long)  # shape: (B, L)
+    char_mask = torch.zeros((len(items), width - 2), dtype=torch.bool)
+    attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (ids, labs) in enumerate(items):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        labels[row, :len(labs)] = torch.tensor(labs)
+        char_mask[row, :len(labs)] = True
+        attention_mask[row, :len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "char_mask": char_mask,
+            "labels": labels, "n_chars": int(char_mask.sum())}
+
+
+def default_run_dir(cfg: Config) -> Path:
+    return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_ner(config: Config | None = None, *, output: str | Path | None = None,
+              resume: str | Path | None = None, progress: bool = True) -> tuple[Path, TrainResult]:
+    """Train a tagger; returns the run directory (its ``model/`` is the best model) and the result.
+
+    With ``resume=RUN_DIR`` the run's saved config and vocabulary are used and training
+    continues from its last checkpoint.
+    """
+    from cner.models.encoders import build_encoder, scratch_encoder
+    from cner.models.tagger import TokenTagger
+
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "cner_config.yaml").is_file():
+            raise ConfigError(f"{run_dir} is not a cner run directory (no cner_config.yaml)")
+        cfg = load_config(run_dir / "cner_config.yaml")
+    else:
+        cfg = config or load_config()
+        run_dir = Path(output) if output else default_run_dir(cfg)
+        if (run_dir / "checkpoints").exists():
+            raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue "
+                              "it or choose another --output")
+    check_scheme(cfg.model.tag_scheme)
+    train = load_split(cfg.data.train, cfg)
+    dev = load_split(cfg.data.dev, cfg)
+    if not dev and cfg.data.dev_fraction > 0:
+        train, dev = split_dev(train, cfg.data.dev_fraction, cfg.training.seed)
+    if not train:
+        raise InputError("the training corpus has no sentences", path=cfg.data.train)
+    labels = sorted({s.label for ex in train for s in ex.spans})
+    tags = label_set(labels, cfg.model.tag_scheme)
+    unseen = sorted({s.label for ex in dev for s in ex.spans} - set(labels))
+    if unseen:
+        raise InputError(f"dev labels {unseen} never occur in the training data", path=cfg.data.dev)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume is not None and (run_dir / "vocab.txt").is_file():
+        vocab = CharVocab.load(run_dir / "vocab.txt", lowercase=cfg.data.lowercase,
+                               halfwidth=cfg.data.halfwidth)
+        encoder = (scratch_encoder(cfg.model, vocab, max_positions=max(512, cfg.data.max_length))
+                   if cfg.model.encoder == "scratch" else build_encoder(cfg.model, cfg.data, [])[0])
+    else:
+        encoder, vocab = build_encoder(cfg.model, cfg.data, (ex.text for ex in train))
+        vocab.save(run_dir / "vocab.txt")
+        cfg.save(run_dir / "cner_config.yaml")
+    model = TokenTagger(encoder, tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
+                        dropout=cfg.model.dropout)
+    windows = encode_corpus(train, vocab, tags, cfg)
+    meta = ModelMeta(task="ner", labels=tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
+                     dropout=cfg.model.dropout, lowercase=cfg.data.lowercase,
+                     halfwidth=cfg.data.halfwidth, max_length=cfg.data.max_length,
+                     overlap=cfg.data.overlap)
+    device = resolve_device(cfg.training.device)
+    precision = resolve_precision(cfg.training.precision, device)
+
+    def epoch_batches(epoch: int) -> list[dict]:
+        return make_batches(windows, batch_size=cfg.training.batch_size, seed=cfg.training.seed,
+                            epoch=epoch, pad_id=vocab.pad_id)
+
+    def evaluate(m) -> dict:
+        predictor = Predictor(m, vocab, max_length=cfg.data.max_length, overlap=cfg.data.overlap,
+                              batch_size=64, device=device, precision=precision)
+        return score_examples(predictor, dev)
+
+    def save_best(m, metrics: dict) -> None:
+        save_model_dir(m, vocab, meta, run_dir / "model", run_config=cfg, metrics=metrics)
+
+    result = train_loop(model, cfg=cfg.training, run_dir=run_dir, epoch_batches=epoch_batches,
+                        evaluate=evaluate if dev else None, save_best=save_best,
+                        resume=resume is not None, progress=progress)
+    summary = {"best": result.best_metrics, "stopped_because": result.stopped_because,
+               "steps": result.state.step, "best_step": result.state.best_step}
+    test = load_split(cfg.data.test, cfg)
+    if test:
+        best, _, _ = load_tagger_dir(run_dir / "model", device=device)
+        predictor = Predictor(best, vocab, max_length=cfg.data.max_length,
+                              overlap=cfg.data.overlap, device=device, precision=precision)
+        summary["test"] = score_examples(predictor, test)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1), "utf-8")
+    return run_dir, result
+
+
+def score_examples(predictor: Predictor, examples: Sequence[Example]) -> dict:
+    texts = [ex.text for ex in examples]
+    predicted = [[_span(e) for e in ents] for ents in predictor.entities(texts)]
+    return entity_scores([ex.spans for ex in examples], predicted, [len(t) for t in texts])
+
+
+def _span(entity):
+    from cner.schemes import Span
+    return Span(entity.start, entity.end, entity.label)
+
+
+def evaluate_ner(model_dir: str | Path, data: str | Path, *, format: str = "auto",
+                 batch_size: int = 64, device: str = "cpu") -> dict:
+    """Strict entity-level scores of a saved model on a labelled corpus."""
+    model, vocab, meta = load_tagger_dir(model_dir, device=device)
+    corpus = read_corpus(data, format=format)
+    known = {t.partition("-")[2] for t in meta.labels if t != "O"}
+    unknown = sorted(set(corpus.labels()) - known)
+    if unknown:
+        raise InputError(f"labels {unknown} are not among the model's labels {sorted(known)}",
+                         path=data, hint="evaluate with a model trained on these types")
+    predictor = Predictor(model, vocab, max_length=meta.max_length, overlap=meta.overlap,
+                          batch_size=batch_size, device=device)
+    return score_examples(predictor, corpus.examples)
+
+
+__all__ = ["evaluate_ner", "train_ner"]
