@@ -12,6 +12,10 @@ import click
 from cner.errors import CnerError
 
 
+class UsageError(CnerError):
+    """Options that contradict each other."""
+
+
 class CnerGroup(click.Group):
     """A click group that prints `CnerError`s as ``error: ...`` and exits 2."""
 
@@ -42,7 +46,12 @@ def main() -> None:
 
 @main.group(cls=CnerGroup)
 def corpora() -> None:
-    """Read, inspect and convert NER corpora."""
+    """Read, inspect and convert NER corpora.
+
+    \b
+    Example:
+      cner corpora stats corpora/sample/dev.conll
+    """
 
 
 @corpora.command("list")
@@ -136,6 +145,81 @@ def corpora_convert(file: str, to: str, scheme: str, output: str | None, fmt: st
     if report.dropped_nested:
         click.echo(f"warning: dropped {report.dropped_nested} nested entities that a column file "
                    "cannot hold (the outer entity was kept)", err=True)
+
+
+@main.command("train")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+              help="YAML config (default: configs/tiny-cpu.yaml's settings built in).")
+@click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training corpus.")
+@click.option("--dev", "dev_file", type=click.Path(dir_okay=False), help="Dev corpus.")
+@click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test corpus.")
+@click.option("--output", "-o", type=click.Path(file_okay=False),
+              help="Run directory (default: runs/<config-name>-<timestamp>/).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key by dotted path; repeatable.")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True),
+              help="Continue the run in this directory from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train_command(config_path, train_file, dev_file, test_file, output, overrides, resume,
+                  overwrite, quiet):
+    """Train a character-level BERT+CRF tagger; the best model lands in RUN_DIR/model.
+
+    \b
+    Example:
+      cner train --config configs/tiny-cpu.yaml --output runs/tiny
+      cner train -c configs/msra-small-cpu.yaml --set training.epochs=3
+      cner train --resume runs/tiny            # after a crash or kill -9
+    """
+    from cner.config import load_config
+    from cner.evaluation import format_scores
+    from cner.tasks.ner import train_ner
+
+    config = None
+    if resume is None:
+        extra = [f"data.{k}={v}" for k, v in (("train", train_file), ("dev", dev_file),
+                                              ("test", test_file)) if v]
+        config = load_config(config_path, [*extra, *overrides])
+    elif config_path or overrides or train_file or dev_file or test_file:
+        raise UsageError("--resume continues a run with its saved config; drop --config/--set/"
+                         "--train/--dev/--test")
+    run_dir, result = train_ner(config, output=output, resume=resume, overwrite=overwrite,
+                                progress=not quiet)
+    click.echo(f"run directory: {run_dir}  (stopped: {result.stopped_because}, "
+               f"{result.state.step} steps)")
+    if result.best_metrics:
+        click.echo(f"best dev scores (step {result.state.best_step}):")
+        click.echo(format_scores(result.best_metrics))
+    click.echo(f"model: {run_dir / 'model'}")
+
+
+@main.command("evaluate")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Model directory written by cner train (RUN_DIR/model).")
+@click.option("--data", "-d", required=True, type=click.Path(dir_okay=False),
+              help="Labelled corpus in any format cner reads.")
+@click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+              help="Also write the scores as JSON to this file.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+def evaluate_command(model_dir, data, fmt, json_out, batch_size):
+    """Strict entity-level precision, recall and F1 per type, micro and macro averaged.
+
+    \b
+    Example:
+      cner evaluate --model runs/tiny/model --data corpora/sample/test.conll --json scores.json
+    """
+    import json
+
+    from cner.evaluation import format_scores
+    from cner.fileio import atomic_write
+    from cner.tasks.ner import evaluate_ner
+
+    scores = evaluate_ner(model_dir, data, format=fmt, batch_size=batch_size)
+    click.echo(format_scores(scores))
+    if json_out:
+        with atomic_write(json_out) as handle:
+            json.dump(scores, handle, indent=1)
 
 
 if __name__ == "__main__":

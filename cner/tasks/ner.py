@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,8 @@ from cner.evaluation import entity_scores
 from cner.inference import Predictor
 from cner.models.storage import ModelMeta, load_tagger_dir, save_model_dir
 from cner.schemes import check_scheme, flatten_spans, label_set
-from cner.training import TrainResult, resolve_device, resolve_precision, train_loop
+from cner.training import (TrainResult, resolve_device, resolve_precision, seed_everything,
+                           train_loop)
 
 
 def load_split(path: str | None, cfg: Config) -> list[Example]:
@@ -91,7 +93,8 @@ def default_run_dir(cfg: Config) -> Path:
 
 
 def train_ner(config: Config | None = None, *, output: str | Path | None = None,
-              resume: str | Path | None = None, progress: bool = True) -> tuple[Path, TrainResult]:
+              resume: str | Path | None = None, overwrite: bool = False,
+              progress: bool = True) -> tuple[Path, TrainResult]:
     """Train a tagger; returns the run directory (its ``model/`` is the best model) and the result.
 
     With ``resume=RUN_DIR`` the run's saved config and vocabulary are used and training
@@ -108,9 +111,11 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     else:
         cfg = config or load_config()
         run_dir = Path(output) if output else default_run_dir(cfg)
+        if (run_dir / "checkpoints").exists() and overwrite:
+            shutil.rmtree(run_dir)
         if (run_dir / "checkpoints").exists():
             raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue "
-                              "it or choose another --output")
+                              "it, --overwrite to replace it, or another --output")
     check_scheme(cfg.model.tag_scheme)
     train = load_split(cfg.data.train, cfg)
     dev = load_split(cfg.data.dev, cfg)
@@ -125,6 +130,7 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
         raise InputError(f"dev labels {unseen} never occur in the training data", path=cfg.data.dev)
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.training.seed)  # the weight initialisation is part of the run's seed
     if resume is not None and (run_dir / "vocab.txt").is_file():
         vocab = CharVocab.load(run_dir / "vocab.txt", lowercase=cfg.data.lowercase,
                                halfwidth=cfg.data.halfwidth)

@@ -1,0 +1,197 @@
+"""The tagger and the training loop: overfitting, save/load, resume after kill -9, errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from cner.cli import main  # noqa: E402
+from cner.config import load_config  # noqa: E402
+from cner.data.formats import read_corpus  # noqa: E402
+from cner.errors import ConfigError, ModelError  # noqa: E402
+from cner.inference import Predictor, Tagger  # noqa: E402
+from cner.models.storage import load_tagger_dir  # noqa: E402
+from cner.schemes import find_invalid  # noqa: E402
+from cner.tasks.ner import train_ner  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "corpora" / "sample"
+
+
+def small_config(tmp: Path, train: Path, dev: Path, *extra: str):
+    return load_config(ROOT / "configs" / "tiny-cpu.yaml", [
+        f"data.train={train}", f"data.dev={dev}", "data.test=null",
+        "model.hidden_size=64", "model.num_heads=2", "model.intermediate_size=128",
+        "training.precision=fp32", "training.threads=2", *extra])
+
+
+@pytest.fixture(scope="module")
+def ten_sentences(tmp_path_factory) -> Path:
+    lines = (SAMPLE / "train.conll").read_text("utf-8").split("\n\n")
+    chosen = [block for block in lines if "B-" in block][:10]
+    path = tmp_path_factory.mktemp("ten") / "ten.conll"
+    path.write_text("\n\n".join(chosen) + "\n", "utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory, ten_sentences):
+    out = tmp_path_factory.mktemp("overfit") / "run"
+    cfg = small_config(out, ten_sentences, ten_sentences, "training.epochs=60",
+                       "training.batch_size=4", "training.lr=0.003",
+                       "training.early_stopping_patience=null", "training.warmup_ratio=0.05")
+    run_dir, result = train_ner(cfg, output=out, progress=False)
+    return run_dir, result
+
+
+def test_tiny_model_overfits_ten_sentences(overfit_run):
+    run_dir, result = overfit_run
+    assert result.best_metrics["f1"] == 1.0
+    assert (run_dir / "model" / "model.safetensors").is_file()
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {"train", "eval", "end"} <= {e["event"] for e in events}
+
+
+def test_save_load_gives_identical_predictions(overfit_run, ten_sentences):
+    run_dir, _ = overfit_run
+    model, vocab, meta = load_tagger_dir(run_dir / "model")
+    again, _, _ = load_tagger_dir(run_dir / "model")
+    texts = [ex.text for ex in read_corpus(ten_sentences).examples] + ["北京，ABC 123 😀"]
+    first = Predictor(model, vocab, max_length=meta.max_length, overlap=meta.overlap)
+    second = Predictor(again, vocab, max_length=meta.max_length, overlap=meta.overlap)
+    assert first.tag_texts(texts) == second.tag_texts(texts)
+    # The saved model reproduces the perfect fit, so the loaded weights are the trained ones.
+    tagger = Tagger.load(run_dir / "model")
+    gold = read_corpus(ten_sentences).examples
+    for ex, ents in zip(gold, tagger.pipe(ex.text for ex in gold)):
+        assert [(e.start, e.end, e.label) for e in ents] == [(s.start, s.end, s.label) for s in ex.spans]
+        assert all(0.0 <= e.score <= 1.0 for e in ents)
+
+
+def test_decoding_never_emits_invalid_transitions(overfit_run):
+    run_dir, _ = overfit_run
+    model, vocab, meta = load_tagger_dir(run_dir / "model")
+    predictor = Predictor(model, vocab, max_length=meta.max_length, overlap=meta.overlap)
+    noise = ["".join(chr(0x4E00 + (i * 37 + k * 101) % 20000) for k in range(40)) for i in range(20)]
+    for tags, _ in predictor.tag_texts(noise):
+        assert find_invalid(tags, meta.scheme) == []
+
+
+def test_softmax_head_trains_and_decodes_valid_sequences(tmp_path, ten_sentences):
+    cfg = small_config(tmp_path, ten_sentences, ten_sentences, "model.head=softmax",
+                       "training.epochs=30", "training.batch_size=4", "training.lr=0.003")
+    run_dir, result = train_ner(cfg, output=tmp_path / "run", progress=False)
+    assert result.best_metrics["f1"] > 0.8
+    model, vocab, meta = load_tagger_dir(run_dir / "model")
+    assert meta.head == "softmax"
+    for tags, _ in Predictor(model, vocab, max_length=32, overlap=8).tag_texts(["张伟在北京工作" * 9]):
+        assert find_invalid(tags, "bio") == []
+
+
+def _cli(*args: str, env_extra: dict | None = None) -> list[str]:
+    return [sys.executable, "-m", "cner.cli", *args]
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, ten_sentences):
+    """A run killed with SIGKILL mid-epoch and resumed ends with the same dev metrics and weights."""
+    settings = ["--train", str(ten_sentences), "--dev", str(ten_sentences), "--set", "data.test=null",
+                "--set", "model.hidden_size=64", "--set", "model.num_heads=2",
+                "--set", "model.intermediate_size=128", "--set", "training.precision=fp32",
+                "--set", "training.threads=1", "--set", "training.epochs=40",
+                "--set", "training.batch_size=3", "--set", "training.checkpoint_every=7",
+                "--set", "training.eval_every=20", "--set", "training.early_stopping_patience=null",
+                "-c", str(ROOT / "configs" / "tiny-cpu.yaml"), "-q"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    straight = tmp_path / "straight"
+    subprocess.run(_cli("train", *settings, "-o", str(straight)), check=True, env=env,
+                   capture_output=True, timeout=300)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli("train", *settings, "-o", str(killed)), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = killed / "checkpoints" / "latest"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if latest.exists() and latest.read_text().strip() >= "step-00000021":
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "summary.json").exists()
+    subprocess.run(_cli("train", "--resume", str(killed), "-q"), check=True, env=env,
+                   capture_output=True, timeout=300)
+
+    a = json.loads((straight / "summary.json").read_text())
+    b = json.loads((killed / "summary.json").read_text())
+    assert a["steps"] == b["steps"] and a["best_step"] == b["best_step"]
+    assert b["best"]["f1"] == pytest.approx(a["best"]["f1"], abs=1e-6)
+    from safetensors.torch import load_file
+    wa = load_file(str(straight / "model" / "model.safetensors"))
+    wb = load_file(str(killed / "model" / "model.safetensors"))
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6)
+    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["event"] == "eval"]
+    assert steps == sorted(set(steps)), "metrics.jsonl repeats evaluations after resume"
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(ConfigError, match="did you mean 'training.epochs'"):
+        load_config(None, ["training.epoch=3"])
+    with pytest.raises(ConfigError, match="expects float"):
+        load_config(None, ["training.lr=fast"])
+    with pytest.raises(ConfigError, match="expects int"):
+        load_config(None, ["training.batch_size=1.5"])
+    cfg = load_config(None, ["training.max_steps=7", "data.dev=null"])
+    assert cfg.training.max_steps == 7 and cfg.data.dev is None
+
+
+def test_config_file_unknown_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  hiden_size: 64\n", "utf-8")
+    result = CliRunner().invoke(main, ["train", "-c", str(path)])
+    assert result.exit_code == 2
+    assert "model.hidden_size" in result.output and "Traceback" not in result.output
+
+
+def test_offline_hub_name_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--set", "model.encoder=bert-base-chinese",
+                                       "-o", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 2
+    assert "bert-base-chinese" in result.output and "offline" in result.output
+
+
+def test_model_dir_missing_file(overfit_run, tmp_path):
+    run_dir, _ = overfit_run
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in (run_dir / "model").iterdir():
+        if f.name != "vocab.txt":
+            (broken / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ModelError, match="lacks vocab.txt"):
+        Tagger.load(broken)
+    result = CliRunner().invoke(main, ["evaluate", "-m", str(broken), "-d",
+                                       str(SAMPLE / "test.conll")])
+    assert result.exit_code == 2 and "lacks vocab.txt" in result.output
+
+
+def test_evaluate_cli_writes_json(overfit_run, ten_sentences, tmp_path):
+    run_dir, _ = overfit_run
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(main, ["evaluate", "-m", str(run_dir / "model"), "-d",
+                                       str(ten_sentences), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    assert scores["f1"] == 1.0 and set(scores["per_type"]) <= {"PER", "LOC", "ORG"}
+    assert "micro avg" in result.output and "macro avg" in result.output
