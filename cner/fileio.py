@@ -50,6 +50,24 @@ def iter_lines(path: str | Path, *, errors: str = "strict", binary_check: bool =
             yield number, text
 
 
+def _target_mode(path: Path) -> int:
+    """The mode for a new ``path``: that of the file it replaces, else 0666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    try:  # Linux: read the umask without changing it (os.umask is process-wide)
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
                  newline: str | None = "") -> Iterator[IO]:
@@ -68,6 +86,9 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         else:
             handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
         with handle:
+            # mkstemp creates the file 0600; give the output the mode a plain open() would
+            # (or keep the mode of the file being replaced).
+            os.chmod(tmp, _target_mode(path))
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -49,7 +49,13 @@ def read_cluener(path: str | Path) -> Iterator[Example]:
                              path=path, line=number)
         spans = []
         for label, mentions in labels.items():
+            if not isinstance(mentions or {}, dict):
+                raise InputError(f"label {label!r} must map mentions to [[start, end], ...], "
+                                 f"found {type(mentions).__name__}", path=path, line=number)
             for mention, pairs in (mentions or {}).items():
+                if not isinstance(pairs, list):
+                    raise InputError(f"spans of {mention!r} must be a list of [start, end], "
+                                     f"found {pairs!r}", path=path, line=number)
                 for pair in pairs:
                     if not (isinstance(pair, list) and len(pair) == 2
                             and all(isinstance(v, int) for v in pair)):

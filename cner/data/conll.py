@@ -24,7 +24,7 @@ def split_columns(line: str) -> list[str]:
     """
     if "\t" in line:
         return line.split("\t")
-    fields = line.split(" ")
+    fields = line.rstrip(" ").split(" ")  # trailing spaces are not an empty tag column
     if len(fields) >= 3 and fields[0] == "" and fields[1] == "":
         return [" "] + fields[2:]
     return fields
@@ -65,11 +65,14 @@ def sentence_to_example(sentence: TaggedSentence, *, scheme: str, mode: str = "s
     except SchemeError as exc:
         line = sentence.line
         bad = find_invalid(sentence.tags, scheme)
+        if mode == "lenient":  # transitions were repaired: only an unknown tag can be at fault
+            bad = [v for v in bad if v.reason != "invalid transition"] or bad
         if bad and sentence.token_lines:
             line = sentence.token_lines[min(bad[0].position, len(sentence.token_lines) - 1)]
-        raise InputError(str(exc), path=sentence.source, line=line,
-                         hint="fix the tags, or read with mode='lenient' (--lenient) to repair "
-                              "them the conlleval way") from None
+        hint = ("fix the tags" if mode == "lenient" else  # lenient cannot repair an unknown tag
+                "fix the tags, or read with mode='lenient' (--lenient) to repair them the "
+                "conlleval way")
+        raise InputError(str(exc), path=sentence.source, line=line, hint=hint) from None
     starts = [0]
     for token in sentence.tokens:
         starts.append(starts[-1] + len(token))

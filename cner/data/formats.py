@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from cner.data.cluener import read_cluener, write_cluener
-from cner.data.conll import read_conll, read_conll_sentences, sentence_to_example, write_conll
+from cner.data.conll import (read_conll, read_conll_sentences, sentence_to_example, split_columns,
+                              write_conll)
 from cner.data.example import Example
 from cner.data.spanjsonl import read_span_jsonl, write_span_jsonl
 from cner.errors import InputError
@@ -57,6 +59,14 @@ def check_format(name: str) -> str:
     return name
 
 
+_TAG = re.compile(r"O|[A-Za-z]+-\S+")
+
+
+def _looks_like_column_line(line: str) -> bool:
+    fields = split_columns(line)
+    return len(fields) >= 2 and fields[0] != "" and _TAG.fullmatch(fields[-1].strip()) is not None
+
+
 def detect_format(path: str | Path) -> str:
     """Look at the first non-empty line: a JSON object is CLUENER (``label``/``text`` only)
     or cner JSONL (``entities``); anything else is a column file."""
@@ -67,6 +77,8 @@ def detect_format(path: str | Path) -> str:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
+                if _looks_like_column_line(line):  # a column file whose first token is '{'
+                    return "conll"
                 raise InputError(f"looks like JSON lines but does not parse: {exc.msg}",
                                  path=path, line=number, hint="pass --format to override") from None
             return "jsonl" if isinstance(obj, dict) and "entities" in obj else "cluener"

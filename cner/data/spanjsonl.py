@@ -27,7 +27,11 @@ def read_span_jsonl(path: str | Path) -> Iterator[Example]:
         if not isinstance(text, str):
             raise InputError("missing or non-string 'text' field", path=path, line=number)
         spans = []
-        for ent in obj.get("entities") or []:
+        entities = obj.get("entities") or []
+        if not isinstance(entities, list):
+            raise InputError(f"'entities' must be a list, found {type(entities).__name__}",
+                             path=path, line=number)
+        for ent in entities:
             try:
                 start, end, label = int(ent["start"]), int(ent["end"]), str(ent["label"])
             except (KeyError, TypeError, ValueError):

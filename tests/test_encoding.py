@@ -1,0 +1,250 @@
+"""Character-level encoding: one id per code point, windows, and the map back to offsets."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cner.encoding import (
+    CLS,
+    PAD,
+    SEP,
+    SPACE,
+    SPECIAL_TOKENS,
+    UNK,
+    CharVocab,
+    char_encode,
+    decode_spans,
+    encode_example,
+    merge_window_tags,
+    normalize_char,
+    plan_windows,
+    window_owners,
+)
+from cner.errors import ModelError
+from cner.schemes import SCHEMES, Span, label_set, spans_to_tags
+
+# Arbitrary Unicode: astral-plane characters, whitespace runs, control characters, combining
+# marks; hypothesis's text() already covers all planes, the sampled pieces make runs likely.
+PIECES = st.sampled_from(["  ", "\t\n", "\u3000\u3000", "\r\n", "\x00", "\x1c", "\u2028", "😀",
+                          "𠀀", "Ａｂ", "e\u0301", "İ", "中文", "2024"])
+TEXTS = st.lists(st.one_of(st.text(max_size=8), PIECES), max_size=8).map("".join)
+
+LABELS = ["PER", "LOC", "ORG.NAM"]
+
+
+@st.composite
+def text_with_spans(draw, max_len: int = 60):
+    text = draw(TEXTS.filter(lambda t: len(t) <= max_len) | st.text(max_size=max_len))
+    spans, pos = [], 0
+    while pos < len(text):
+        pos += draw(st.integers(0, 4))
+        width = draw(st.integers(1, 6))
+        if pos + width > len(text) or not draw(st.booleans()):
+            break
+        spans.append(Span(pos, pos + width, draw(st.sampled_from(LABELS))))
+        pos += width
+    return text, spans
+
+
+# --------------------------------------------------------------------------------------
+# CharVocab
+# --------------------------------------------------------------------------------------
+
+def test_vocab_needs_special_tokens():
+    with pytest.raises(ModelError, match=r"\[UNK\]"):
+        CharVocab((PAD, CLS, SEP, "a"))
+
+
+def test_build_counts_characters_most_frequent_first():
+    vocab = CharVocab.build(["abca", "b a\n"], min_count=2)
+    assert vocab.tokens[:len(SPECIAL_TOKENS)] == SPECIAL_TOKENS
+    assert vocab.tokens[len(SPECIAL_TOKENS):] == ("a", "b")  # 'c' is too rare, ' ' never counted
+    small = CharVocab.build(["aaabbc"], max_size=len(SPECIAL_TOKENS) + 1)
+    assert small.tokens[len(SPECIAL_TOKENS):] == ("a",)
+
+
+def test_whitespace_maps_to_space_and_unknown_to_unk():
+    vocab = CharVocab.build(["中文abc"])
+    ids = vocab.encode("中 x\t文\u3000😀\n")
+    assert ids == [vocab.token_id("中"), vocab.space_id, vocab.unk_id, vocab.space_id,
+                   vocab.token_id("文"), vocab.space_id, vocab.unk_id, vocab.space_id]
+    assert vocab.space_id == vocab.token_id(SPACE) != vocab.unk_id
+    assert vocab.unk_id == vocab.token_id(UNK)
+
+
+def test_space_falls_back_to_unused1_then_unk():
+    hub = CharVocab((PAD, "[unused1]", UNK, CLS, SEP, "中"))
+    assert hub.encode(" 中") == [1, 5]
+    bare = CharVocab((PAD, UNK, CLS, SEP))
+    assert bare.encode(" ") == [bare.unk_id]
+
+
+def test_normalisation_changes_the_id_not_the_length():
+    vocab = CharVocab.build(["abc!1 "], lowercase=True, halfwidth=True)
+    text = "ＡBｃ！１\u3000"  # full-width A, upper B, full-width c, ！, １, ideographic space
+    ids = vocab.encode(text)
+    assert len(ids) == len(text)
+    assert ids == [vocab.token_id(c) for c in "abc!1"] + [vocab.space_id]
+    plain = CharVocab.build(["abc!1 "])
+    assert plain.encode("Ａ") == [plain.unk_id]
+    assert plain.encode("a") == [plain.token_id("a")]
+
+
+def test_normalize_char_is_always_one_character():
+    assert normalize_char("Ａ", lowercase=True, halfwidth=True) == "a"
+    assert normalize_char("Ａ", halfwidth=True) == "A"
+    assert normalize_char("\u3000", halfwidth=True) == " "
+    assert normalize_char("İ", lowercase=True) == "İ"   # lower() would give two code points
+    assert normalize_char("中", lowercase=True, halfwidth=True) == "中"
+
+
+def test_build_with_normalisation_merges_forms():
+    vocab = CharVocab.build(["ＡａA"], lowercase=True, halfwidth=True)
+    assert vocab.tokens[len(SPECIAL_TOKENS):] == ("a",)
+
+
+def test_save_load_round_trip(tmp_path):
+    vocab = CharVocab.build(["中文 abc😀\x1f\u2028é"], lowercase=True)
+    path = tmp_path / "vocab.txt"
+    vocab.save(path)
+    loaded = CharVocab.load(path, lowercase=True)
+    assert loaded == vocab
+    assert loaded.encode("中A😀 x") == vocab.encode("中A😀 x")
+    with pytest.raises(ModelError, match="not found"):
+        CharVocab.load(tmp_path / "missing.txt")
+
+
+@settings(max_examples=150, deadline=None)
+@given(TEXTS)
+def test_property_save_load_round_trip(tmp_path_factory, text):
+    vocab = CharVocab.build([text])
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    vocab.save(path)
+    assert CharVocab.load(path).tokens == vocab.tokens
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS, st.booleans(), st.booleans())
+def test_property_one_id_per_character(text, lowercase, halfwidth):
+    vocab = CharVocab.build([text[: len(text) // 2]], lowercase=lowercase, halfwidth=halfwidth)
+    ids = vocab.encode(text)
+    assert len(ids) == len(text)
+    for char, i in zip(text, ids):
+        if char.isspace():
+            assert i == vocab.space_id
+        else:
+            norm = normalize_char(char, lowercase=lowercase, halfwidth=halfwidth)
+            assert len(norm) == 1
+            expected = norm if norm in vocab.tokens else char if char in vocab.tokens else UNK
+            assert vocab.tokens[i] == expected
+    # a vocabulary built from the text itself knows every non-space character of it
+    own = CharVocab.build([text], lowercase=lowercase, halfwidth=halfwidth)
+    assert all(i != own.unk_id for c, i in zip(text, own.encode(text)) if not c.isspace())
+    assert char_encode(text, own) == [own.cls_id, *own.encode(text), own.sep_id]
+
+
+# --------------------------------------------------------------------------------------
+# Windows
+# --------------------------------------------------------------------------------------
+
+def test_plan_windows_examples():
+    assert plan_windows(0, max_chars=4, overlap=1) == [(0, 0)]
+    assert plan_windows(4, max_chars=4, overlap=1) == [(0, 4)]
+    assert plan_windows(10, max_chars=4, overlap=1) == [(0, 4), (3, 7), (6, 10)]
+    assert plan_windows(9, max_chars=4, overlap=0) == [(0, 4), (4, 8), (5, 9)]
+    with pytest.raises(ValueError):
+        plan_windows(10, max_chars=4, overlap=4)
+    with pytest.raises(ValueError):
+        plan_windows(10, max_chars=0, overlap=0)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 300), st.integers(1, 40), st.data())
+def test_property_windows_cover_and_owners_partition(length, max_chars, data):
+    overlap = data.draw(st.integers(0, max_chars - 1))
+    windows = plan_windows(length, max_chars=max_chars, overlap=overlap)
+    assert windows[0][0] == 0 and windows[-1][1] == length
+    for start, end in windows:
+        assert 0 <= start <= end <= length and end - start <= max_chars
+    for (s1, e1), (s2, e2) in zip(windows, windows[1:]):
+        assert s1 < s2 and e1 < e2
+        assert e1 - s2 >= overlap                 # at least the stated overlap...
+    for (s1, e1), (s2, e2) in zip(windows[:-2], windows[1:-1]):
+        assert e1 - s2 == overlap                 # ...exactly, except before the last window
+    if length > max_chars:
+        assert all(e - s == max_chars for s, e in windows)
+    owners = window_owners(windows)
+    assert owners[0][0] == 0 and owners[-1][1] == length
+    for (lo1, hi1), (lo2, _) in zip(owners, owners[1:]):
+        assert hi1 == lo2
+    for (start, end), (lo, hi) in zip(windows, owners):
+        assert start <= lo <= hi <= end
+
+
+@settings(max_examples=300, deadline=None)
+@given(text_with_spans(), st.integers(6, 20), st.sampled_from(SCHEMES), st.data())
+def test_property_windows_round_trip_spans(data_text, max_length, scheme, data):
+    text, spans = data_text
+    overlap = data.draw(st.integers(0, max_length - 3))
+    vocab = CharVocab.build([text])
+    tags = label_set(LABELS, scheme)
+    tag_to_id = {t: i for i, t in enumerate(tags)}
+    windows = encode_example(text, vocab, spans=spans, tag_to_id=tag_to_id, scheme=scheme,
+                             max_length=max_length, overlap=overlap)
+    ids = vocab.encode(text)
+    gold = spans_to_tags(spans, len(text), scheme=scheme)
+    covered = set()
+    for w in windows:
+        assert len(w.input_ids) == w.end - w.start + 2 <= max_length
+        assert w.input_ids[0] == vocab.cls_id and w.input_ids[-1] == vocab.sep_id
+        assert w.input_ids[1:-1] == ids[w.start:w.end]
+        assert len(w.label_ids) == w.end - w.start      # one label per character
+        assert [tags[i] for i in w.label_ids] == gold[w.start:w.end]
+        covered.update(range(w.start, w.end))
+    assert covered == set(range(len(text)))
+    assert [(w.start, w.end) for w in windows] == plan_windows(
+        len(text), max_chars=max_length - 2, overlap=overlap)
+
+    window_tags = [[tags[i] for i in w.label_ids] for w in windows]
+    for w, wt in zip(windows, window_tags):
+        # spans decoded inside one window are in text offsets, and each lies within a gold span
+        # (a window may cut an entity); every gold span inside the window comes back whole
+        local = decode_spans(wt, scheme=scheme, offset=w.start)
+        for s in local:
+            assert any(g.start <= s.start and s.end <= g.end and g.label == s.label for g in spans)
+        inside = [g for g in spans if w.start <= g.start and g.end <= w.end]
+        assert set(inside) <= set(local)
+    merged = merge_window_tags([(w.start, w.end) for w in windows], window_tags)
+    assert merged == gold
+    decoded = decode_spans(merged, scheme=scheme)
+    assert decoded == spans
+    assert [text[s.start:s.end] for s in decoded] == [text[g.start:g.end] for g in spans]
+
+
+def test_encode_example_without_labels_and_errors():
+    vocab = CharVocab.build(["abcdef"])
+    (w,) = encode_example("abc", vocab)
+    assert w.label_ids is None and (w.start, w.end) == (0, 3)
+    with pytest.raises(ValueError, match="tag_to_id"):
+        encode_example("abc", vocab, spans=[Span(0, 1, "X")])
+
+
+def test_decode_spans_offsets_and_repairs():
+    assert decode_spans(["O", "I-PER", "I-PER"], offset=10) == [Span(11, 13, "PER")]
+    assert decode_spans(["S-LOC", "B-PER", "E-PER"], scheme="bioes", offset=3) == [
+        Span(3, 4, "LOC"), Span(4, 6, "PER")]
+
+
+def test_merge_uses_the_owning_window():
+    windows = [(0, 4), (2, 6)]  # owners: [0, 3) and [3, 6)
+    merged = merge_window_tags(windows, [["a0", "a1", "a2", "a3"], ["b2", "b3", "b4", "b5"]])
+    assert merged == ["a0", "a1", "a2", "b3", "b4", "b5"]
+
+
+def test_astral_characters_are_one_position():
+    vocab = CharVocab.build(["𠀀😀"])
+    text = "😀𠀀a"
+    (w,) = encode_example(text, vocab, spans=[Span(1, 2, "X")], tag_to_id={"O": 0, "B-X": 1,
+                                                                             "I-X": 2})
+    assert len(w.input_ids) == 5 and w.label_ids == [0, 1, 0]
