@@ -1,8 +1,31 @@
-"""cner: Chinese named-entity recognition with character-level BERT+CRF."""
+"""cner: Chinese named-entity recognition with character-level BERT+CRF.
+
+The heavy parts (torch, transformers) load on first use, so ``import cner`` and the corpus
+commands stay fast.
+"""
 from cner.data.example import Example
 from cner.data.formats import Corpus, read_corpus
 from cner.errors import CnerError, InputError
 from cner.schemes import Span
 
-__all__ = ["CnerError", "Corpus", "Example", "InputError", "Span", "read_corpus"]
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Tagger": ("cner.inference", "Tagger"),
+    "Entity": ("cner.inference", "Entity"),
+    "train_ner": ("cner.tasks.ner", "train_ner"),
+    "evaluate_ner": ("cner.tasks.ner", "evaluate_ner"),
+    "load_config": ("cner.config", "load_config"),
+}
+
+__all__ = ["CnerError", "Corpus", "Entity", "Example", "InputError", "Span", "Tagger",
+           "evaluate_ner", "load_config", "read_corpus", "train_ner"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'cner' has no attribute {name!r}")

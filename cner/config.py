@@ -43,8 +43,9 @@ class ModelConfig:
     vocab_min_count: int = 1
     head: str = "crf"  # crf | softmax
     tag_scheme: str = "bio"  # scheme the model predicts: bio | bioes
-    bigrams: bool = False  # add character-bigram embeddings (scratch encoders)
+    bigrams: bool = False  # add character-bigram embeddings to the input
     bigram_min_count: int = 2
+    word_boundaries: bool = False  # add jieba word-boundary (B/M/E/S) embeddings to the input
 
 
 @dataclass

@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cner.encoding import CharVocab
+from cner.encoding import CharVocab, Featurizer
 from cner.errors import ModelError
 
 WEIGHTS = "model.safetensors"
 ENCODER_CONFIG = "config.json"
 VOCAB = "vocab.txt"
+BIGRAMS = "bigrams.txt"
 META = "cner_model.json"
 RUN_CONFIG = "cner_config.yaml"
 METRICS = "metrics.json"
@@ -75,15 +76,22 @@ def replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def save_model_dir(model: nn.Module, vocab: CharVocab, meta: ModelMeta, directory: str | Path,
-                   *, run_config=None, metrics: dict | None = None) -> Path:
+def as_featurizer(vocab: CharVocab | Featurizer) -> Featurizer:
+    return vocab if isinstance(vocab, Featurizer) else Featurizer(vocab)
+
+
+def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelMeta,
+                   directory: str | Path, *, run_config=None, metrics: dict | None = None) -> Path:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         save_state(model, tmp / WEIGHTS)
         model.encoder.config.to_json_file(str(tmp / ENCODER_CONFIG))
-        vocab.save(tmp / VOCAB)
+        featurizer = as_featurizer(vocab)
+        featurizer.vocab.save(tmp / VOCAB)
+        if featurizer.bigrams:
+            (tmp / BIGRAMS).write_text("\n".join(featurizer.bigrams) + "\n", "utf-8")
         (tmp / META).write_text(json.dumps(asdict(meta), ensure_ascii=False, indent=1), "utf-8")
         if run_config is not None:
             run_config.save(tmp / RUN_CONFIG)
@@ -128,19 +136,28 @@ def drop_pooler(encoder: nn.Module) -> nn.Module:
     return encoder
 
 
-def load_vocab(directory: Path, meta: ModelMeta) -> CharVocab:
-    return CharVocab.load(directory / VOCAB, lowercase=meta.lowercase, halfwidth=meta.halfwidth)
+def load_featurizer(directory: Path, meta: ModelMeta) -> Featurizer:
+    vocab = CharVocab.load(directory / VOCAB, lowercase=meta.lowercase, halfwidth=meta.halfwidth)
+    extra = meta.extra or {}
+    bigrams = None
+    if extra.get("bigrams"):
+        if not (directory / BIGRAMS).is_file():
+            raise ModelError(f"model directory {directory} lacks {BIGRAMS}, which its model uses")
+        bigrams = (directory / BIGRAMS).read_text("utf-8").split("\n")[:-1]
+    return Featurizer(vocab, bigrams=bigrams, boundaries=bool(extra.get("word_boundaries")))
 
 
 def load_tagger_dir(directory: str | Path, *, device: str | torch.device = "cpu"):
-    """``(TokenTagger, CharVocab, ModelMeta)`` from a model directory, in eval mode."""
+    """``(TokenTagger, Featurizer, ModelMeta)`` from a model directory, in eval mode."""
     from cner.models.tagger import TokenTagger
 
     directory = Path(directory)
     meta = read_meta(directory)
     if meta.task != "ner":
         raise ModelError(f"{directory} holds a {meta.task} model, not a NER tagger")
+    featurizer = load_featurizer(directory, meta)
     model = TokenTagger(encoder_from_dir(directory), meta.labels, scheme=meta.scheme or "bio",
-                        head=meta.head, dropout=meta.dropout)
+                        head=meta.head, dropout=meta.dropout,
+                        n_bigrams=len(featurizer.bigrams or ()), boundaries=featurizer.boundaries)
     load_state(model, directory / WEIGHTS)
-    return model.to(device).eval(), load_vocab(directory, meta), meta
+    return model.to(device).eval(), featurizer, meta

@@ -19,7 +19,7 @@ class TokenTagger(nn.Module):
     ``crf.*`` (transitions), which the training loop uses to set learning rates."""
 
     def __init__(self, encoder: nn.Module, tags: list[str], *, scheme: str, head: str = "crf",
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, n_bigrams: int = 0, boundaries: bool = False) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -28,7 +28,11 @@ class TokenTagger(nn.Module):
         self.scheme = scheme
         self.head = head
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.config.hidden_size, len(tags))
+        hidden = encoder.config.hidden_size
+        self.classifier = nn.Linear(hidden, len(tags))
+        # Optional character features, added to the encoder's input embeddings.
+        self.bigram_embeddings = nn.Embedding(n_bigrams, hidden, padding_idx=0) if n_bigrams else None
+        self.boundary_embeddings = nn.Embedding(5, hidden, padding_idx=0) if boundaries else None
         start, trans, end = transition_constraints(self.tags, scheme)
         self.crf = CRF(len(tags), allowed_transitions=trans, allowed_start=start, allowed_end=end)
         if head == "softmax":
@@ -38,20 +42,32 @@ class TokenTagger(nn.Module):
                 param.requires_grad_(False)
 
     def emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                  char_mask: torch.Tensor) -> torch.Tensor:
+                  char_mask: torch.Tensor, bigram_ids: torch.Tensor | None = None,
+                  boundary_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Tag scores per character.
 
         Args: ``input_ids`` long ``(B, L + 2)``, ``attention_mask`` bool/long ``(B, L + 2)``,
-        ``char_mask`` bool ``(B, L)``. Returns float ``(B, L, T)``.
+        ``char_mask`` bool ``(B, L)``; ``bigram_ids`` and ``boundary_ids`` long ``(B, L + 2)``
+        when the model uses those features. Returns float ``(B, L, T)``.
         """
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.bigram_embeddings is None and self.boundary_embeddings is None:
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        else:
+            embeds = self.encoder.get_input_embeddings()(input_ids)  # shape: (B, L+2, H)
+            if self.bigram_embeddings is not None:
+                embeds = embeds + self.bigram_embeddings(bigram_ids)
+            if self.boundary_embeddings is not None:
+                embeds = embeds + self.boundary_embeddings(boundary_ids)
+            out = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask)
+        hidden = out.last_hidden_state
         hidden = hidden[:, 1:1 + char_mask.size(1)]  # shape: (B, L, H); drop [CLS]
         return self.classifier(self.dropout(hidden))  # shape: (B, L, T)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                char_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+                char_mask: torch.Tensor, labels: torch.Tensor, **features: torch.Tensor
+                ) -> torch.Tensor:
         """Mean training loss per sequence; ``labels`` long ``(B, L)`` (padding ignored)."""
-        scores = self.emissions(input_ids, attention_mask, char_mask)
+        scores = self.emissions(input_ids, attention_mask, char_mask, **features)
         if self.head == "crf":
             return self.crf(scores, labels, char_mask, reduction="mean")
         flat = scores.float()[char_mask]  # shape: (N, T)
@@ -59,11 +75,11 @@ class TokenTagger(nn.Module):
 
     @torch.inference_mode()
     def predict(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                char_mask: torch.Tensor, *, with_marginals: bool = True
+                char_mask: torch.Tensor, *, with_marginals: bool = True, **features: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Best tag ids ``(B, L)`` (-1 on padding) and, optionally, marginal probabilities
         ``(B, L, T)`` of every tag at every character."""
-        scores = self.emissions(input_ids, attention_mask, char_mask).float()
+        scores = self.emissions(input_ids, attention_mask, char_mask, **features).float()
         best = self.crf.decode(scores, char_mask)
         if not with_marginals:
             return best, None

@@ -13,12 +13,12 @@ import torch
 from cner.config import Config, load_config
 from cner.data.example import Example
 from cner.data.formats import read_corpus
-from cner.encoding import CharVocab, encode_example
+from cner.encoding import CharVocab, Featurizer, plan_windows
 from cner.errors import ConfigError, InputError
 from cner.evaluation import entity_scores
-from cner.inference import Predictor
+from cner.inference import Predictor, collate_inputs
 from cner.models.storage import ModelMeta, load_tagger_dir, save_model_dir
-from cner.schemes import check_scheme, flatten_spans, label_set
+from cner.schemes import check_scheme, flatten_spans, label_set, spans_to_tags
 from cner.training import (TrainResult, resolve_device, resolve_precision, seed_everything,
                            train_loop)
 
@@ -39,24 +39,25 @@ def split_dev(examples: list[Example], fraction: float, seed: int) -> tuple[list
             [e for i, e in enumerate(examples) if i in dev_ids])
 
 
-def encode_corpus(examples: Sequence[Example], vocab: CharVocab, tags: list[str], cfg: Config
-                  ) -> list[tuple[list[int], list[int]]]:
-    """Training windows as ``(input_ids, label_ids)``; nested spans keep the outermost."""
+def encode_corpus(examples: Sequence[Example], featurizer: Featurizer, tags: list[str],
+                  cfg: Config) -> list[tuple[dict[str, list[int]], list[int]]]:
+    """Training windows as ``(model inputs, label ids)``; nested spans keep the outermost."""
     tag_to_id = {t: i for i, t in enumerate(tags)}
     windows = []
     for ex in examples:
         if not ex.text:
             continue
         spans, _ = flatten_spans(ex.spans)
-        for w in encode_example(ex.text, vocab, spans=spans, tag_to_id=tag_to_id,
-                                scheme=cfg.model.tag_scheme, max_length=cfg.data.max_length,
-                                overlap=cfg.data.overlap):
-            windows.append((w.input_ids, w.label_ids))
+        labels = [tag_to_id[t] for t in spans_to_tags(spans, len(ex.text), scheme=cfg.model.tag_scheme)]
+        feats = featurizer.features(ex.text)
+        for start, end in plan_windows(len(ex.text), max_chars=cfg.data.max_length - 2,
+                                       overlap=cfg.data.overlap):
+            windows.append((featurizer.window(feats, start, end), labels[start:end]))
     return windows
 
 
-def make_batches(windows: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int,
-                 epoch: int, pad_id: int) -> list[dict]:
+def make_batches(windows: Sequence[tuple[dict[str, list[int]], list[int]]], *, batch_size: int,
+                 seed: int, epoch: int, featurizer: Featurizer) -> list[dict]:
     """Length-bucketed batches: shuffle, sort within pools of 50 batches, shuffle the batches.
 
     Deterministic for a given ``(seed, epoch)``, which is what makes resume exact.
@@ -67,25 +68,34 @@ def make_batches(windows: Sequence[tuple[list[int], list[int]]], *, batch_size: 
     pool = batch_size * 50
     batches = []
     for first in range(0, len(order), pool):
-        chunk = sorted(order[first:first + pool], key=lambda k: len(windows[k][0]))
+        chunk = sorted(order[first:first + pool], key=lambda k: len(windows[k][1]))
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
-    return [collate_train([windows[k] for k in b], pad_id) for b in batches]
+    return [collate_train([windows[k] for k in b], featurizer) for b in batches]
 
 
-def collate_train(items: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict:
-    width = max(len(ids) for ids, _ in items)
-    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)  # shape: (B, L+2)
-    labels = torch.zeros((len(items), width - 2), dtype=torch.long)  # shape: (B, L)
-    char_mask = torch.zeros((len(items), width - 2), dtype=torch.bool)
-    attention_mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, (ids, labs) in enumerate(items):
-        input_ids[row, :len(ids)] = torch.tensor(ids)
+def collate_train(items: Sequence[tuple[dict[str, list[int]], list[int]]],
+                  featurizer: Featurizer) -> dict:
+    inputs = collate_inputs([feats for feats, _ in items], featurizer)
+    labels = torch.zeros(inputs["char_mask"].shape, dtype=torch.long)  # shape: (B, L)
+    for row, (_, labs) in enumerate(items):
         labels[row, :len(labs)] = torch.tensor(labs)
-        char_mask[row, :len(labs)] = True
-        attention_mask[row, :len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "char_mask": char_mask,
-            "labels": labels, "n_chars": int(char_mask.sum())}
+    return {**inputs, "labels": labels, "n_chars": int(inputs["char_mask"].sum())}
+
+
+def run_featurizer(run_dir: Path, vocab: CharVocab, cfg: Config, train: Sequence[Example], *,
+                   fresh: bool) -> Featurizer:
+    """The run's featurizer; a new run builds (and saves) its bigram list from ``train``."""
+    bigrams = None
+    if cfg.model.bigrams:
+        path = run_dir / "bigrams.txt"
+        if fresh or not path.is_file():
+            bigrams = Featurizer.build_bigrams((ex.text for ex in train), vocab,
+                                               min_count=cfg.model.bigram_min_count)
+            path.write_text("\n".join(bigrams) + "\n", "utf-8")
+        else:
+            bigrams = path.read_text("utf-8").split("\n")[:-1]
+    return Featurizer(vocab, bigrams=bigrams, boundaries=cfg.model.word_boundaries)
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -140,27 +150,32 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
         encoder, vocab = build_encoder(cfg.model, cfg.data, (ex.text for ex in train))
         vocab.save(run_dir / "vocab.txt")
         cfg.save(run_dir / "cner_config.yaml")
+    featurizer = run_featurizer(run_dir, vocab, cfg, train, fresh=resume is None)
     model = TokenTagger(encoder, tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
-                        dropout=cfg.model.dropout)
-    windows = encode_corpus(train, vocab, tags, cfg)
+                        dropout=cfg.model.dropout, n_bigrams=len(featurizer.bigrams or ()),
+                        boundaries=featurizer.boundaries)
+    windows = encode_corpus(train, featurizer, tags, cfg)
     meta = ModelMeta(task="ner", labels=tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
                      dropout=cfg.model.dropout, lowercase=cfg.data.lowercase,
                      halfwidth=cfg.data.halfwidth, max_length=cfg.data.max_length,
-                     overlap=cfg.data.overlap)
+                     overlap=cfg.data.overlap,
+                     extra={"bigrams": bool(featurizer.bigrams),
+                            "word_boundaries": featurizer.boundaries})
     device = resolve_device(cfg.training.device)
     precision = resolve_precision(cfg.training.precision, device)
 
     def epoch_batches(epoch: int) -> list[dict]:
         return make_batches(windows, batch_size=cfg.training.batch_size, seed=cfg.training.seed,
-                            epoch=epoch, pad_id=vocab.pad_id)
+                            epoch=epoch, featurizer=featurizer)
 
     def evaluate(m) -> dict:
-        predictor = Predictor(m, vocab, max_length=cfg.data.max_length, overlap=cfg.data.overlap,
-                              batch_size=64, device=device, precision=precision)
+        predictor = Predictor(m, featurizer, max_length=cfg.data.max_length,
+                              overlap=cfg.data.overlap, batch_size=64, device=device,
+                              precision=precision)
         return score_examples(predictor, dev)
 
     def save_best(m, metrics: dict) -> None:
-        save_model_dir(m, vocab, meta, run_dir / "model", run_config=cfg, metrics=metrics)
+        save_model_dir(m, featurizer, meta, run_dir / "model", run_config=cfg, metrics=metrics)
 
     result = train_loop(model, cfg=cfg.training, run_dir=run_dir, epoch_batches=epoch_batches,
                         evaluate=evaluate if dev else None, save_best=save_best,
@@ -170,7 +185,7 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     test = load_split(cfg.data.test, cfg)
     if test:
         best, _, _ = load_tagger_dir(run_dir / "model", device=device)
-        predictor = Predictor(best, vocab, max_length=cfg.data.max_length,
+        predictor = Predictor(best, featurizer, max_length=cfg.data.max_length,
                               overlap=cfg.data.overlap, device=device, precision=precision)
         summary["test"] = score_examples(predictor, test)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1), "utf-8")
