@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from cner.encoding import CharVocab, plan_windows, window_owners
+from cner.encoding import CharVocab, Featurizer, plan_windows, window_owners
 from cner.schemes import tags_to_spans
 
 
@@ -31,26 +31,32 @@ class Entity:
     score: float
 
 
-def _collate(windows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
-    """Right-pad ``[CLS] chars [SEP]`` id lists into ``(input_ids, attention_mask, char_mask)``."""
-    width = max(len(w) for w in windows)
-    input_ids = torch.full((len(windows), width), pad_id, dtype=torch.long)  # shape: (B, L+2)
-    for row, ids in enumerate(windows):
-        input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-    lengths = torch.tensor([len(w) - 2 for w in windows])
-    attention_mask = torch.arange(width) < (lengths + 2)[:, None]
-    char_mask = torch.arange(width - 2) < lengths[:, None]  # shape: (B, L)
-    return input_ids, attention_mask.long(), char_mask
+def collate_inputs(windows: Sequence[dict[str, list[int]]], featurizer: Featurizer
+                   ) -> dict[str, torch.Tensor]:
+    """Right-pad windows (``[CLS] chars [SEP]`` per feature) into model inputs:
+    each feature long ``(B, L + 2)``, ``attention_mask`` long ``(B, L + 2)``, ``char_mask``
+    bool ``(B, L)``."""
+    width = max(len(w["input_ids"]) for w in windows)
+    batch = {}
+    for key in featurizer.keys:
+        tensor = torch.full((len(windows), width), featurizer.pad_id(key), dtype=torch.long)
+        for row, window in enumerate(windows):
+            tensor[row, :len(window[key])] = torch.tensor(window[key], dtype=torch.long)
+        batch[key] = tensor  # shape: (B, L+2)
+    lengths = torch.tensor([len(w["input_ids"]) - 2 for w in windows])
+    batch["attention_mask"] = (torch.arange(width) < (lengths + 2)[:, None]).long()
+    batch["char_mask"] = torch.arange(width - 2) < lengths[:, None]  # shape: (B, L)
+    return batch
 
 
 class Predictor:
     """Runs a `TokenTagger` over many texts: windows, length-sorted batches, merging."""
 
-    def __init__(self, model, vocab: CharVocab, *, max_length: int, overlap: int,
+    def __init__(self, model, vocab: CharVocab | Featurizer, *, max_length: int, overlap: int,
                  batch_size: int = 64, device: str | torch.device = "cpu",
                  precision: str = "fp32") -> None:
         self.model = model
-        self.vocab = vocab
+        self.featurizer = vocab if isinstance(vocab, Featurizer) else Featurizer(vocab)
         self.max_chars = max_length - 2
         self.overlap = min(overlap, self.max_chars - 1)
         self.batch_size = batch_size
@@ -69,21 +75,17 @@ class Predictor:
             if text:
                 jobs.extend((i, s, e) for s, e in plan_windows(len(text), max_chars=self.max_chars,
                                                                overlap=self.overlap))
-        encoded = {}
-        for i, text in enumerate(texts):
-            if text:
-                encoded[i] = self.vocab.encode(text)
+        encoded = {i: self.featurizer.features(text) for i, text in enumerate(texts) if text}
         order = sorted(range(len(jobs)), key=lambda k: jobs[k][2] - jobs[k][1], reverse=True)
         results: list = [None] * len(jobs)
         tags = self.model.tags
         for first in range(0, len(order), self.batch_size):
             chunk = order[first:first + self.batch_size]
-            windows = [[self.vocab.cls_id, *encoded[jobs[k][0]][jobs[k][1]:jobs[k][2]],
-                        self.vocab.sep_id] for k in chunk]
-            input_ids, attention_mask, char_mask = (t.to(self.device) for t in
-                                                    _collate(windows, self.vocab.pad_id))
+            windows = [self.featurizer.window(encoded[jobs[k][0]], jobs[k][1], jobs[k][2])
+                       for k in chunk]
+            inputs = {k: t.to(self.device) for k, t in collate_inputs(windows, self.featurizer).items()}
             with self._autocast():
-                best, probs = self.model.predict(input_ids, attention_mask, char_mask)
+                best, probs = self.model.predict(**inputs)
             chosen = probs.gather(-1, best.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # shape: (B, L)
             best, chosen = best.cpu().tolist(), chosen.float().cpu().tolist()
             for row, k in enumerate(chunk):
@@ -148,3 +150,33 @@ class Tagger:
         iterator = iter(texts)
         while chunk := list(itertools.islice(iterator, size)):
             yield from self.predictor.entities(chunk)
+
+    def annotate_frame(self, df, text_column: str = "text", id_column: str | None = None):
+        """Entities of every row of a pandas DataFrame, in long format.
+
+        Returns a DataFrame with columns ``doc_id, start, end, label, text, score``, one row
+        per entity; ``doc_id`` is the value of ``id_column``, else the row's 1-based position.
+        Missing (NaN/None) texts have no entities.
+        """
+        import pandas as pd
+
+        from cner.errors import InputError
+
+        for name, option in ((text_column, "text_column"), (id_column, "id_column")):
+            if name is not None and name not in df.columns:
+                raise InputError(f"no column {name!r} ({option}); the columns are: "
+                                 f"{', '.join(map(str, df.columns))}")
+        ids = (df[id_column].tolist() if id_column is not None
+               else list(range(1, len(df) + 1)))
+        texts = []
+        for position, value in enumerate(df[text_column].tolist(), start=1):
+            if not isinstance(value, str):
+                if not (value is None or pd.api.types.is_scalar(value) and pd.isna(value)):
+                    raise InputError(f"row {position}: column {text_column!r} holds "
+                                     f"{type(value).__name__}, expected text")
+                value = ""
+            texts.append(value)
+        rows = [(doc_id, e.start, e.end, e.label, e.text, e.score)
+                for doc_id, entities in zip(ids, self.pipe(texts)) for e in entities]
+        frame = pd.DataFrame(rows, columns=["doc_id", "start", "end", "label", "text", "score"])
+        return frame.astype({"start": "int64", "end": "int64", "score": "float64"})
