@@ -74,11 +74,30 @@ class TrainingConfig:
 
 
 @dataclass
+class ClassifyConfig:
+    """Sequence classification (sentiment, GLUE/CLUE); data.train/dev/test name the files
+    unless ``task`` names a registered task, whose files are found under ``corpora_root``."""
+
+    task: str | None = None  # chnsenticorp | chnsenticorp_htl | afqmc | sst2 | mrpc | null
+    corpora_root: str = "../shared/corpora"
+    kind: str = "single"  # single | pair | multilabel | regression (registered tasks set it)
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    id_column: str | None = None
+    label_separator: str = ","  # multilabel: labels within one cell
+    truncation: str = "head+tail"  # head | tail | head+tail | chunks
+    head_chars: int = 128  # head+tail: characters kept from the start
+    pooling: str = "mean"  # chunks: mean | max over chunk logits
+
+
+@dataclass
 class Config:
     name: str = "tiny-cpu"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
