@@ -222,5 +222,56 @@ def evaluate_command(model_dir, data, fmt, json_out, batch_size):
             json.dump(scores, handle, indent=1)
 
 
+@main.command("annotate")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Model directory written by cner train (RUN_DIR/model).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Output file, written atomically; standard output if absent.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default=None,
+              help="Output format.  [default: from the --output suffix, else csv]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Windows per model call.")
+@click.option("--text-column", default="text", show_default=True,
+              help="Text column (.csv/.tsv) or key (.jsonl).")
+@click.option("--id-column", default=None,
+              help="Id column or key.  [default: 'id' when present, else the line/row number]")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict",
+              show_default=True, help="Invalid UTF-8: fail with its location, or use U+FFFD.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from OUTPUT.partial (needs --output).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+def annotate_command(inputs, model_dir, output, fmt, batch_size, text_column, id_column, errors,
+                     resume, device):
+    """Find the entities in each document of INPUT... (.txt: one document per line; .jsonl;
+    .csv/.tsv; - for standard input) and write CSV, JSON or JSONL.
+
+    With several inputs every doc_id is prefixed with 'INPUT:'.
+
+    \b
+    Example:
+      cner annotate corpora/sample/news.txt --model runs/tiny/model --output news.csv
+      cner annotate docs.jsonl table.csv --model runs/tiny/model -o entities.jsonl --resume
+      cat news.txt | cner annotate - --model runs/tiny/model --format json
+    """
+    from cner.annotate import annotate_files
+
+    report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
+                            text_column=text_column, id_column=id_column, errors=errors,
+                            resume=resume, device=device)
+    if output:
+        click.echo(f"{report.summary()}; wrote {output}", err=True)
+
+
+def _register_classification() -> None:
+    from cner.cli_classify import make_group
+
+    main.add_command(make_group("sentiment", "chnsenticorp", CnerGroup))
+    main.add_command(make_group("glue", None, CnerGroup))
+
+
+_register_classification()
+
+
 if __name__ == "__main__":
     main()

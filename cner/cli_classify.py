@@ -10,6 +10,9 @@ from cner.errors import ConfigError
 
 
 def _data_overrides(task, train, dev, test, text_column, text_pair_column, label_column, kind):
+    if train is not None:  # custom files: no NER sample defaults for the splits not given
+        dev = "null" if dev is None else dev
+        test = "null" if test is None else test
     pairs = [("classify.task", task), ("data.train", train), ("data.dev", dev), ("data.test", test),
              ("classify.text_column", text_column), ("classify.text_pair_column", text_pair_column),
              ("classify.label_column", label_column), ("classify.kind", kind)]

@@ -54,3 +54,15 @@ def sample_dir() -> Path:
     """The synthetic sample corpus shipped in the repository (always present)."""
     assert (SAMPLE_DIR / "train.conll").is_file(), f"{SAMPLE_DIR} is missing the sample corpus"
     return SAMPLE_DIR
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """The test models are tiny: a second intra-op thread only adds synchronisation (measured
+    ~3x slower with two threads on the 2-core machine), so tests run torch on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -32,7 +32,7 @@ def small_config(tmp: Path, train: Path, dev: Path, *extra: str):
     return load_config(ROOT / "configs" / "tiny-cpu.yaml", [
         f"data.train={train}", f"data.dev={dev}", "data.test=null",
         "model.hidden_size=64", "model.num_heads=2", "model.intermediate_size=128",
-        "training.precision=fp32", "training.threads=2", *extra])
+        "training.precision=fp32", "training.threads=1", *extra])
 
 
 @pytest.fixture(scope="module")
