@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,13 +9,14 @@ from pathlib import Path
 import torch
 
 from cner.classify_encoding import check_strategy, encode_pair, encode_single
-from cner.config import Config, load_config
 from cner.encoding import CharVocab
+from cner.config import Config
 from cner.errors import ConfigError, InputError
 from cner.models.storage import ModelMeta, save_model_dir
 from cner.tasks.classification_data import ClassificationExample, read_classification_file
 from cner.tasks.registry import get_task, load_split
-from cner.training import TrainResult, resolve_device, resolve_precision, seed_everything, train_loop
+from cner.tasks.runs import open_run, run_encoder
+from cner.training import TrainResult, resolve_device, resolve_precision, train_loop
 
 SCORE_KEY = {"single": "accuracy", "pair": "accuracy", "multilabel": "micro_f1",
              "regression": "pearson"}
@@ -175,38 +175,14 @@ def train_classifier(config: Config | None = None, *, output: str | Path | None 
                      progress: bool = True) -> tuple[Path, TrainResult]:
     """Fine-tune a sequence classifier; the best model goes to ``RUN_DIR/model``."""
     from cner.models.classifier import SequenceClassifier
-    from cner.models.encoders import build_encoder, scratch_encoder
-    from cner.tasks.ner import default_run_dir
 
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "cner_config.yaml").is_file():
-            raise ConfigError(f"{run_dir} is not a cner run directory (no cner_config.yaml)")
-        cfg = load_config(run_dir / "cner_config.yaml")
-    else:
-        cfg = config or load_config()
-        run_dir = Path(output) if output else default_run_dir(cfg)
-        if (run_dir / "checkpoints").exists() and overwrite:
-            shutil.rmtree(run_dir)
-        if (run_dir / "checkpoints").exists():
-            raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir}, "
-                              "--overwrite, or another --output")
+    cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite)
     check_strategy(cfg.classify.truncation)
     data = load_task_data(cfg)
     if not data.train:
         raise InputError("the training data has no rows", path=cfg.data.train)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.training.seed)
     texts = (t for ex in data.train for t in (ex.text, ex.text_pair or ""))
-    if resume is not None and (run_dir / "vocab.txt").is_file():
-        vocab = CharVocab.load(run_dir / "vocab.txt", lowercase=cfg.data.lowercase,
-                               halfwidth=cfg.data.halfwidth)
-        encoder = (scratch_encoder(cfg.model, vocab, max_positions=max(512, cfg.data.max_length))
-                   if cfg.model.encoder == "scratch" else build_encoder(cfg.model, cfg.data, [])[0])
-    else:
-        encoder, vocab = build_encoder(cfg.model, cfg.data, texts)
-        vocab.save(run_dir / "vocab.txt")
-        cfg.save(run_dir / "cner_config.yaml")
+    encoder, vocab = run_encoder(cfg, run_dir, texts, resume=resume is not None)
     model = SequenceClassifier(encoder, max(1, len(data.labels)), kind=data.kind,
                                dropout=cfg.model.dropout, pooling=cfg.classify.pooling)
     encoded = [encode_example(ex, vocab, cfg) for ex in data.train]

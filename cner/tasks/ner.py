@@ -3,24 +3,22 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from cner.config import Config, load_config
+from cner.config import Config
 from cner.data.example import Example
 from cner.data.formats import read_corpus
 from cner.encoding import CharVocab, Featurizer, plan_windows
-from cner.errors import ConfigError, InputError
+from cner.errors import InputError
 from cner.evaluation import entity_scores
 from cner.inference import Predictor, collate_inputs
 from cner.models.storage import ModelMeta, load_tagger_dir, save_model_dir
 from cner.schemes import check_scheme, flatten_spans, label_set, spans_to_tags
-from cner.training import (TrainResult, resolve_device, resolve_precision, seed_everything,
-                           train_loop)
+from cner.tasks.runs import open_run, run_encoder
+from cner.training import TrainResult, resolve_device, resolve_precision, train_loop
 
 
 def load_split(path: str | None, cfg: Config) -> list[Example]:
@@ -98,10 +96,6 @@ def run_featurizer(run_dir: Path, vocab: CharVocab, cfg: Config, train: Sequence
     return Featurizer(vocab, bigrams=bigrams, boundaries=cfg.model.word_boundaries)
 
 
-def default_run_dir(cfg: Config) -> Path:
-    return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def train_ner(config: Config | None = None, *, output: str | Path | None = None,
               resume: str | Path | None = None, overwrite: bool = False,
               progress: bool = True) -> tuple[Path, TrainResult]:
@@ -110,22 +104,9 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     With ``resume=RUN_DIR`` the run's saved config and vocabulary are used and training
     continues from its last checkpoint.
     """
-    from cner.models.encoders import build_encoder, scratch_encoder
     from cner.models.tagger import TokenTagger
 
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "cner_config.yaml").is_file():
-            raise ConfigError(f"{run_dir} is not a cner run directory (no cner_config.yaml)")
-        cfg = load_config(run_dir / "cner_config.yaml")
-    else:
-        cfg = config or load_config()
-        run_dir = Path(output) if output else default_run_dir(cfg)
-        if (run_dir / "checkpoints").exists() and overwrite:
-            shutil.rmtree(run_dir)
-        if (run_dir / "checkpoints").exists():
-            raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue "
-                              "it, --overwrite to replace it, or another --output")
+    cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite)
     check_scheme(cfg.model.tag_scheme)
     train = load_split(cfg.data.train, cfg)
     dev = load_split(cfg.data.dev, cfg)
@@ -139,17 +120,8 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     if unseen:
         raise InputError(f"dev labels {unseen} never occur in the training data", path=cfg.data.dev)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.training.seed)  # the weight initialisation is part of the run's seed
-    if resume is not None and (run_dir / "vocab.txt").is_file():
-        vocab = CharVocab.load(run_dir / "vocab.txt", lowercase=cfg.data.lowercase,
-                               halfwidth=cfg.data.halfwidth)
-        encoder = (scratch_encoder(cfg.model, vocab, max_positions=max(512, cfg.data.max_length))
-                   if cfg.model.encoder == "scratch" else build_encoder(cfg.model, cfg.data, [])[0])
-    else:
-        encoder, vocab = build_encoder(cfg.model, cfg.data, (ex.text for ex in train))
-        vocab.save(run_dir / "vocab.txt")
-        cfg.save(run_dir / "cner_config.yaml")
+    encoder, vocab = run_encoder(cfg, run_dir, (ex.text for ex in train),
+                                 resume=resume is not None)
     featurizer = run_featurizer(run_dir, vocab, cfg, train, fresh=resume is None)
     model = TokenTagger(encoder, tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
                         dropout=cfg.model.dropout, n_bigrams=len(featurizer.bigrams or ()),
