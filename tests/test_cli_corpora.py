@@ -165,14 +165,14 @@ def test_missing_file_exits_2(runner, tmp_path):
 
 
 def test_failed_convert_keeps_the_old_output(runner, tmp_path):
-    # The second example holds a space, which a column file cannot hold: the writer fails
+    # The second example holds a tab, which a column file cannot hold: the writer fails
     # after the first example has been written.
     src_dir, out_dir = tmp_path / "src", tmp_path / "out"
     src_dir.mkdir(), out_dir.mkdir()
     source = src_dir / "in.jsonl"
     source.write_text(
         '{"id": "1", "text": "张三", "entities": [{"start": 0, "end": 2, "label": "PER"}]}\n'
-        '{"id": "2", "text": "李 四", "entities": []}\n', encoding="utf-8")
+        '{"id": "2", "text": "李\\t四", "entities": []}\n', encoding="utf-8")
     out = out_dir / "out.conll"
     out.write_bytes(b"previous output\n")
     result = run(runner, "corpora", "convert", str(source), "--to", "conll", "-o", str(out))

@@ -210,11 +210,21 @@ def test_write_conll_then_read(tmp_path, scheme, delimiter):
     assert texts_and_spans(got) == texts_and_spans(examples)
 
 
-def test_write_conll_refuses_whitespace(tmp_path):
-    handle = io.StringIO()
-    with pytest.raises(InputError, match="whitespace") as info:
-        write_conll([Example("a b", (), source="in.jsonl", line=7)], handle)
-    assert str(info.value).startswith("in.jsonl:7: ")
+def test_write_conll_refuses_line_breaks_and_the_delimiter(tmp_path):
+    for bad in ("a\tb", "a\nb", "a\rb"):
+        handle = io.StringIO()
+        with pytest.raises(InputError, match="cannot hold") as info:
+            write_conll([Example(bad, (), source="in.jsonl", line=7)], handle)
+        assert str(info.value).startswith("in.jsonl:7: ")
+
+
+def test_write_conll_keeps_spaces_as_tokens(tmp_path):
+    ex = Example("张 伟\u3000在", (Span(0, 3, "PER"),))
+    path = tmp_path / "sp.conll"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        write_conll([ex], handle)
+    [back] = read_conll(path, scheme="bio")
+    assert back.text == ex.text and back.spans == ex.spans
 
 
 # --------------------------------------------------------------------------------------
@@ -407,8 +417,8 @@ def test_convert_corpus_keeps_every_character_and_span(tmp_path, sample_dir):
 
 
 def test_convert_corpus_failure_leaves_no_output(tmp_path):
-    source = write(tmp_path, "in.jsonl", jsonl_line("甲乙", []) + "\n" + jsonl_line("丙 丁", []) + "\n")
+    source = write(tmp_path, "in.jsonl", jsonl_line("甲乙", []) + "\n" + jsonl_line("丙\t丁", []) + "\n")
     target = tmp_path / "out" / "o.conll"
-    with pytest.raises(InputError, match="whitespace"):
+    with pytest.raises(InputError, match="cannot hold"):
         convert_corpus(source, target, to="conll")
     assert not target.exists() and list(target.parent.iterdir()) == []

@@ -89,16 +89,21 @@ def read_conll(path: str | Path, *, scheme: str = "auto", mode: str = "strict") 
     return [sentence_to_example(s, scheme=scheme, mode=mode) for s in sentences]
 
 
+# A line break ends the token line, a carriage return reads as CRLF, a tab is the separator.
+UNWRITABLE = frozenset("\n\r\t")
+
+
 def write_conll(examples: Iterable[Example], handle: IO[str], *, scheme: str = "bio",
                 delimiter: str = "\t") -> None:
-    """Write one character per line with its tag; characters that are whitespace cannot be
-    represented in a column file and raise `InputError`."""
+    """Write one character per line with its tag. A space is written as a token (``" \tO"``,
+    read back by `split_columns`); line breaks, carriage returns and the delimiter itself
+    cannot be tokens and raise `InputError`."""
     for ex in examples:
         tags = spans_to_tags(ex.spans, len(ex.text), scheme=scheme)
         for i, (char, tag) in enumerate(zip(ex.text, tags)):
-            if char.isspace():
-                raise InputError(f"character {i} is whitespace ({char!r}), which a column file "
-                                 "cannot hold", path=ex.source, line=ex.line,
+            if char in UNWRITABLE or char == delimiter:
+                raise InputError(f"character {i} is {char!r}, which a column file cannot hold as "
+                                 "a token", path=ex.source, line=ex.line,
                                  hint="convert to jsonl instead")
             handle.write(f"{char}{delimiter}{tag}\n")
         handle.write("\n")
