@@ -195,3 +195,16 @@ def test_evaluate_cli_writes_json(overfit_run, ten_sentences, tmp_path):
     scores = json.loads(out.read_text())
     assert scores["f1"] == 1.0 and set(scores["per_type"]) <= {"PER", "LOC", "ORG"}
     assert "micro avg" in result.output and "macro avg" in result.output
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_names_its_data(path):
+    cfg = load_config(path)
+    assert cfg.name == path.stem
+    if cfg.classify.task:
+        from cner.tasks.registry import get_task
+        get_task(cfg.classify.task)
+    else:
+        assert cfg.data.train
+        if "example.train" not in cfg.data.train:  # People's Daily train is not in ../shared
+            assert cfg.data.train.startswith(("corpora/", "../shared/corpora/"))
