@@ -1,0 +1,266 @@
+"""Annotation throughput: the engine of ``cner annotate`` against Hugging Face's pipeline.
+
+Variants, on the same texts (the first ``--texts`` MSRA test sentences) and the same weights:
+
+  cner bf16 / fp32   ``Tagger.load(model_dir, precision=...).pipe(texts)``: the model is built
+                     as ``TokenTagger(scratch_encoder(...))`` with random weights, written with
+                     ``save_model_dir`` and read back with ``Tagger.load`` (the real loading
+                     path); windows of ``max_length`` 128 positions, overlap 32, batch 64
+  HF pipeline        ``pipeline("token-classification", model=BertForTokenClassification(same
+                     config, same encoder and classifier weights), tokenizer=BertTokenizerFast
+                     (same vocab.txt, model_max_length 512 as bert-base-chinese ships),
+                     aggregation_strategy="simple")`` at its default batch size (1), fp32
+
+Timing. The machine's speed drifts by up to ~3x within seconds, so the variants are not run
+one after the other: in each of ``--rounds`` rounds they run at once in threads, but only one
+computes at a time, and the CPU changes hands before a model forward once the running job
+has had it for ``--quantum`` seconds, going to the job that has used the least CPU time
+relative to its share (`common.Interleaver`); from the second round on the shares are the
+previous round's times, so that the jobs advance in step and finish together. A variant's time is the sum of the spans in which it held the CPU
+(tokenising, batching, decoding and merging included), so each is timed as if alone, over
+the same stretch of wall time. chars/s = characters of the input texts / that time; the
+table shows the median of the rounds, after one untimed warm-up pass over 64 texts.
+
+Compute ceiling: a fourth interleaved job multiplies 2048x2048 bf16 matrices on the same
+threads (for ``--probe-share`` of a variant's CPU time), giving the machine's bf16 FLOP/s
+over the same stretch of time, and
+
+    ceiling chars/s = matmul FLOP/s / F,
+    F = layers * (2 * (4*H^2 + 2*H*I) + 4*H*S)        FLOPs per character
+
+where H is the hidden size, I the intermediate size and S the character-weighted mean window
+length (positions, [CLS]/[SEP] included) of cner's windows over these texts: 2 FLOPs per
+multiply-add of the Q/K/V/output projections (4*H^2) and the feed-forward (2*H*I) per
+position, plus Q.K^T and attention.V (2*H*S multiply-adds). Embeddings, layer norms, softmax,
+GELU, the classifier, the CRF and the extra [CLS]/[SEP]/overlap positions are left out, so the
+ceiling is the useful matmul work only. The "% of ceiling" target uses each round's own
+ceiling.
+
+    python benchmarks/annotate_speed.py --size small
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common  # noqa: F401  (sets the offline environment before transformers loads)
+from common import (SIZES, Interleaver, build_vocab, corpus_path, log, machine_line, median,
+                    model_config, read_texts, table)
+
+VARIANTS = ("cner_bf16", "cner_fp32", "pipeline")
+LABELS = {"cner_bf16": "cner Tagger.pipe, bf16", "cner_fp32": "cner Tagger.pipe, fp32",
+          "pipeline": "HF pipeline (simple aggregation, batch 1, fp32)"}
+PROBE = "matmul"
+PIPELINE_TARGET = {"small": 5.0, "base": 3.0}
+CEILING_TARGET = {"base": 0.75}
+
+
+class MatmulProbe:
+    """An interleaved job of 2048x2048 bf16 matmuls that runs while any benchmark job does,
+    for the machine's bf16 FLOP/s over the same stretch of time."""
+
+    def __init__(self, interleaver, jobs, n: int = 2048) -> None:
+        import torch
+
+        self.interleaver, self.jobs, self.n = interleaver, list(jobs), n
+        self.a = torch.randn(n, n).to(torch.bfloat16)
+        self.b = torch.randn(n, n).to(torch.bfloat16)
+        for _ in range(2):
+            self.a @ self.b
+        self.flops = 0.0
+
+    def run(self) -> None:
+        self.flops = 0.0
+        while any(self.interleaver.is_active(j) for j in self.jobs):
+            self.a @ self.b
+            self.flops += 2 * self.n ** 3
+            self.interleaver.checkpoint()
+
+
+def flops_per_char(size: str, texts: list[str], max_length: int, overlap: int) -> tuple[float, float]:
+    """``(F, S)``: matmul FLOPs per character and the character-weighted mean window length."""
+    from cner.encoding import plan_windows
+
+    hidden, layers, _, inter = SIZES[size]
+    weighted = chars = 0
+    for text in texts:
+        for start, end in plan_windows(len(text), max_chars=max_length - 2,
+                                       overlap=min(overlap, max_length - 3)):
+            weighted += (end - start) * (end - start + 2)
+            chars += end - start
+    s = weighted / max(chars, 1)
+    return layers * (2 * (4 * hidden ** 2 + 2 * hidden * inter) + 4 * hidden * s), s
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("small", "base"), default="small")
+    parser.add_argument("--texts", type=int, default=300, help="first N MSRA test sentences")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64, help="cner's batch (windows)")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--vocab-sentences", type=int, default=None,
+                        help="build the vocabulary from the first N training sentences (all)")
+    parser.add_argument("--quantum", type=float, default=0.2,
+                        help="seconds a job computes before the CPU may go to another")
+    parser.add_argument("--probe-share", type=float, default=0.25,
+                        help="CPU time of the matmul probe relative to each variant's")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {','.join(VARIANTS)}")
+    args = parser.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"unknown variants {sorted(unknown)}")
+
+    import torch
+    from transformers import BertForTokenClassification, BertTokenizerFast, pipeline
+
+    from cner.inference import Tagger
+    from cner.models.encoders import scratch_encoder
+    from cner.models.storage import ModelMeta, save_model_dir
+    from cner.models.tagger import TokenTagger
+    from cner.schemes import label_set
+    from cner.training import seed_everything
+
+    test_path, note = corpus_path("test")
+    train_path, _ = corpus_path("train")
+    texts = [t for t in read_texts(test_path, args.texts) if t]
+    vocab = build_vocab(read_texts(train_path, args.vocab_sentences), args.size)
+    tags = label_set(["LOC", "ORG", "PER"], "bio")
+    n_chars = sum(len(t) for t in texts)
+    threads = torch.get_num_threads()
+
+    seed_everything(42)
+    model_cfg = model_config(args.size)
+    model = TokenTagger(scratch_encoder(model_cfg, vocab, max_positions=max(512, args.max_length)),
+                        tags, scheme="bio", head="crf", dropout=model_cfg.dropout)
+    meta = ModelMeta(task="ner", labels=tags, scheme="bio", head="crf", dropout=model_cfg.dropout,
+                     lowercase=vocab.lowercase, halfwidth=vocab.halfwidth,
+                     max_length=args.max_length, overlap=args.overlap)
+    tmp = Path(tempfile.mkdtemp(prefix="cner-annotate-bench-"))
+    model_dir = save_model_dir(model, vocab, meta, tmp / "model")
+
+    runners, hooked = {}, []
+    for v in variants:
+        if v.startswith("cner"):
+            tagger = Tagger.load(model_dir, precision=v.split("_")[1], batch_size=args.batch_size)
+            runners[v] = lambda batch, tagger=tagger: list(tagger.pipe(batch))
+            hooked.append(tagger.predictor.model.encoder)
+    if "pipeline" in variants:
+        config = copy.deepcopy(model.encoder.config)
+        config.num_labels = len(tags)
+        config.id2label = dict(enumerate(tags))
+        config.label2id = {t: i for i, t in enumerate(tags)}
+        hf_model = BertForTokenClassification(config)
+        hf_model.bert.load_state_dict(model.encoder.state_dict())
+        hf_model.classifier.load_state_dict(model.classifier.state_dict())
+        hf_model.eval()
+        (tmp / "hf").mkdir()
+        vocab.save(tmp / "hf" / "vocab.txt")
+        tokenizer = BertTokenizerFast.from_pretrained(str(tmp / "hf"), do_lower_case=True,
+                                                      model_max_length=512)
+        nlp = pipeline("token-classification", model=hf_model, tokenizer=tokenizer,
+                       aggregation_strategy="simple")
+        runners["pipeline"] = lambda batch: nlp(batch)
+        hooked.append(hf_model)
+    del model
+
+    flops, mean_len = flops_per_char(args.size, texts, args.max_length, args.overlap)
+    log(f"{note}: {len(texts)} texts, {n_chars:,} characters (longest {max(map(len, texts))}); "
+        f"vocab {len(vocab)}; size {args.size} {SIZES[args.size]}; {threads} threads; "
+        f"F = {flops / 1e6:.2f} MFLOP/char (mean window {mean_len:.1f} positions)")
+    for v in variants:  # untimed: oneDNN primitives, allocator, tokenizer caches
+        runners[v](texts[:64])
+    log("warm-up done")
+
+    speeds: dict[str, list[float]] = {v: [] for v in variants}
+    ceilings: list[float] = []
+    fractions: list[float] = []
+    outputs = {}
+    interleaver = Interleaver(quantum=args.quantum)
+    for model in hooked:  # the CPU may change hands before any model forward
+        model.register_forward_pre_hook(lambda *_: interleaver.checkpoint())
+    probe = MatmulProbe(interleaver, variants)
+    for r in range(args.rounds):
+        started = time.perf_counter()
+        jobs = {v: (lambda v=v: runners[v](texts)) for v in variants}
+        jobs[PROBE] = probe.run
+        if r == 0:
+            weights = {PROBE: args.probe_share}
+        else:  # the last round's times, so that the jobs finish together
+            weights = {v: interleaver.busy[v] for v in variants}
+            weights[PROBE] = args.probe_share * median(list(weights.values()))
+        outputs = interleaver.run(jobs, weights=weights)
+        peak = probe.flops / interleaver.busy[PROBE]
+        ceilings.append(peak / flops)
+        for v in variants:
+            speeds[v].append(n_chars / interleaver.busy[v])
+            log(f"round {r + 1}/{args.rounds} {v:10s} {speeds[v][-1]:>10,.0f} chars/s "
+                f"({interleaver.busy[v]:.2f} s)")
+        if "cner_bf16" in speeds:
+            fractions.append(speeds["cner_bf16"][-1] / ceilings[-1])
+        log(f"round {r + 1}/{args.rounds} bf16 matmul {peak / 1e9:,.0f} GFLOP/s "
+            f"({interleaver.busy[PROBE]:.2f} s) -> ceiling {ceilings[-1]:,.0f} chars/s; round "
+            f"took {time.perf_counter() - started:.1f} s")
+
+    med = {v: median(speeds[v]) for v in variants}
+    rows = []
+    for v in variants:
+        ratio = f"{med[v] / med['pipeline']:.2f}x" if "pipeline" in med and v != "pipeline" else ""
+        share = f"{100 * med[v] / median(ceilings):.0f}%" if v.startswith("cner") else ""
+        rows.append([LABELS[v], f"{med[v]:,.0f}", " / ".join(f"{s:,.0f}" for s in speeds[v]),
+                     ratio, share])
+    checks = []
+    if "cner_bf16" in med and "pipeline" in med:
+        need = PIPELINE_TARGET[args.size]
+        got = med["cner_bf16"] / med["pipeline"]
+        checks.append(["cner bf16 / pipeline", f">= {need:.0f}x", f"{got:.2f}x",
+                       "PASS" if got >= need else "MISS"])
+    if "cner_bf16" in med and args.size in CEILING_TARGET:
+        need = CEILING_TARGET[args.size]
+        got = median(fractions)
+        checks.append(["cner bf16 / compute ceiling", f">= {100 * need:.0f}%",
+                       f"{100 * got:.0f}%", "PASS" if got >= need else "MISS"])
+
+    errors = []
+    if "pipeline" in outputs:
+        found = [(e, text) for text, ents in zip(texts, outputs["pipeline"]) for e in ents]
+        bad = [(e["word"], text[e["start"]:e["end"]]) for e, text in found
+               if e["word"] != text[e["start"]:e["end"]]]
+        examples = ", ".join(f"{w!r} vs {t!r}" for w, t in bad[:4])
+        errors.append(f"HF pipeline: {len(bad):,} of {len(found):,} entities have word != "
+                      f"text[start:end]" + (f" (e.g. word vs text: {examples})" if bad else ""))
+    for v in ("cner_bf16", "cner_fp32"):
+        if v in outputs:
+            found = [(e, text) for text, ents in zip(texts, outputs[v]) for e in ents]
+            bad = sum(e.text != text[e.start:e.end] for e, text in found)
+            errors.append(f"{LABELS[v]}: {bad:,} of {len(found):,} entities have text != "
+                          f"text[start:end]")
+
+    print(f"annotate_speed --size {args.size}: {note}; {len(texts)} texts, {n_chars:,} "
+          f"characters; {args.rounds} rounds, variants and matmul probe interleaved (quantum "
+          f"{args.quantum} s)")
+    print(machine_line())
+    print(f"compute ceiling: bf16 2048x2048 matmul {median(ceilings) * flops / 1e9:,.0f} GFLOP/s "
+          f"(median of rounds, {threads} threads, interleaved with the variants) / F {flops / 1e6:.2f} MFLOP/char "
+          f"(S = {mean_len:.1f}) = {median(ceilings):,.0f} chars/s")
+    print(table(["variant", "chars/s (median)", "per round", "vs pipeline", "% of ceiling"], rows))
+    if checks:
+        print()
+        print(table(["target", "needed", "measured", "result"], checks))
+    print()
+    for line in errors:
+        print(line)
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

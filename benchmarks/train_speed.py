@@ -1,0 +1,289 @@
+"""Training throughput: cner's training loop against Hugging Face ``Trainer``.
+
+Variants, all on the same BertConfig, the same windows, the same batch size and the same
+number of optimizer steps. The windows are the first (warm-up + timed steps) x batch windows
+of the first MSRA training sentences, encoded with cner's CharVocab and cut to
+``--max-length`` positions: each run is exactly one epoch over them, so all variants see the
+same length mix and differ only in how they batch it.
+
+  (a) cner      ``cner.training.train_loop`` with a CRF ``TokenTagger`` (precision ``auto``,
+                bf16 on a CPU with bf16 support), batches from ``cner.tasks.ner.make_batches``
+  (b) trainer   ``Trainer`` + ``BertForTokenClassification`` at its defaults (fp32, random
+                sampler), each batch padded to its longest window by a minimal collator
+  (c) tuned     the same with ``bf16=True`` and length grouping (``group_by_length=True``;
+                in transformers 5.x ``train_sampling_strategy="group_by_length"``, and bf16 on
+                a CPU-only machine also needs ``use_cpu=True``)
+
+Timing. The machine's speed drifts by up to ~3x within seconds, so whole runs timed one after
+the other are not comparable. In each round the three runs therefore go on at once in
+threads, but only one computes at a time: a global optimizer-step hook hands the CPU to the
+run that has taken the fewest steps once the current one has run for ``--quantum`` seconds
+(`common.Interleaver`), so the runs advance step for step and finish together. Each run's
+time is the sum of the spans in which it held the CPU, so every variant is timed as if
+alone, over the same stretch of wall time.
+chars/s = real characters (not padding, not [CLS]/[SEP], counted by a forward pre-hook) of
+``--steps`` steps after ``--warmup`` warm-up steps / their time; model construction, batching
+set-up, warm-up and cner's end-of-run checkpoint are excluded. The table shows the median of
+``--rounds`` rounds.
+
+Needs ``accelerate`` (a requirement of ``Trainer``, not of cner): ``pip install accelerate``.
+
+    python benchmarks/train_speed.py --size small
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import functools
+import gc
+import inspect
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import common  # noqa: F401  (sets the offline environment before transformers loads)
+from common import (Interleaver, build_vocab, corpus_path, log, machine_line, median,
+                    model_config, read_examples, table)
+
+warnings.filterwarnings("ignore", message=".*pin_memory.*")  # Trainer's default, a no-op on CPU
+
+VARIANTS = ("cner", "trainer", "tuned")
+LABELS = {"cner": "(a) cner train_loop, precision auto",
+          "trainer": "(b) HF Trainer, defaults (fp32)",
+          "tuned": "(c) HF Trainer, bf16 + group_by_length"}
+TARGETS = {"trainer": 1.5, "tuned": 1.0}
+
+
+def encode_windows(examples, vocab, tags, cfg):
+    """``(windows, featurizer)`` from ``cner.tasks.ner.encode_corpus``, whichever signature this
+    checkout has: ``(examples, vocab, ...)`` or ``(examples, featurizer, ...)``."""
+    from cner.tasks.ner import encode_corpus
+
+    featurizer = None
+    if list(inspect.signature(encode_corpus).parameters)[1] == "featurizer":
+        from cner.encoding import Featurizer
+        featurizer = Featurizer(vocab)
+    return encode_corpus(examples, featurizer or vocab, tags, cfg), featurizer
+
+
+def window_ids(window) -> list[int]:
+    """A training window's ``input_ids`` ([CLS] chars [SEP]); windows are id lists or dicts."""
+    return window["input_ids"] if isinstance(window, dict) else window
+
+
+def count_forwards(model, count) -> list[tuple[int, int]]:
+    """A list that gets ``(real characters, padded positions)`` of every forward of ``model``."""
+    seen: list[tuple[int, int]] = []
+    model.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(count(kwargs)),
+                                    with_kwargs=True)
+    return seen
+
+
+def prepare_cner(windows, vocab, featurizer, tags, args, model_cfg, run_dir: Path):
+    """``(job, forwards)``: a callable running ``train_loop`` and its forward counter."""
+    from cner.config import TrainingConfig
+    from cner.models.encoders import scratch_encoder
+    from cner.models.tagger import TokenTagger
+    from cner.tasks.ner import make_batches
+    from cner.training import seed_everything, train_loop
+
+    seed_everything(42)
+    model = TokenTagger(scratch_encoder(model_cfg, vocab, max_positions=max(512, args.max_length)),
+                        tags, scheme="bio", head="crf", dropout=model_cfg.dropout)
+    cfg = TrainingConfig(max_steps=args.warmup + args.steps, batch_size=args.batch_size,
+                         precision=args.cner_precision, early_stopping_patience=None, seed=42)
+    # cner.tasks.ner's batching, whichever signature this checkout has (pad_id or featurizer)
+    params = inspect.signature(make_batches).parameters
+    extra = {"featurizer": featurizer} if "featurizer" in params else {"pad_id": vocab.pad_id}
+
+    @functools.lru_cache(maxsize=2)
+    def epoch_batches(epoch: int):
+        return make_batches(windows, batch_size=args.batch_size, seed=cfg.seed, epoch=epoch,
+                            **extra)
+
+    forwards = count_forwards(model, lambda kw: (int(kw["char_mask"].sum()),
+                                                 kw["input_ids"].numel()))
+    epoch_batches(0)  # collate before the run starts (train_ner does it inside train_loop)
+    job = functools.partial(train_loop, model, cfg=cfg, run_dir=run_dir,
+                            epoch_batches=epoch_batches, evaluate=None,
+                            save_best=lambda m, metrics: None, progress=False)
+    return job, forwards
+
+
+def prepare_trainer(dataset, bert_config, tags, pad_id, args, tuned: bool, out_dir: Path):
+    """``(job, forwards)``: a callable running ``Trainer.train`` and its forward counter."""
+    import torch
+    from transformers import BertForTokenClassification, Trainer, TrainingArguments, set_seed
+
+    def collate(features):
+        width = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(features), width), dtype=torch.long)
+        labels = torch.full((len(features), width), -100, dtype=torch.long)
+        for row, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[row, :n] = torch.tensor(f["input_ids"])
+            mask[row, :n] = 1
+            labels[row, :n] = torch.tensor(f["labels"])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    set_seed(42)
+    config = copy.deepcopy(bert_config)
+    config.num_labels = len(tags)
+    config.id2label = dict(enumerate(tags))
+    config.label2id = {t: i for i, t in enumerate(tags)}
+    model = BertForTokenClassification(config)
+    extra = {}
+    if tuned:
+        extra["bf16"] = True
+        params = inspect.signature(TrainingArguments).parameters
+        if "group_by_length" in params:
+            extra["group_by_length"] = True
+        else:  # transformers 5.x
+            extra["train_sampling_strategy"] = "group_by_length"
+        if "use_cpu" in params:  # 5.x refuses bf16 on a CPU-only machine without it
+            extra["use_cpu"] = True
+    training_args = TrainingArguments(
+        output_dir=str(out_dir), per_device_train_batch_size=args.batch_size,
+        max_steps=args.warmup + args.steps, report_to="none", save_strategy="no",
+        disable_tqdm=True, seed=42, **extra)
+    trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
+                      data_collator=collate)
+    forwards = count_forwards(model, lambda kw: (int((kw["labels"] != -100).sum()),
+                                                 kw["input_ids"].numel()))
+    return trainer.train, forwards
+
+
+def measure(segments: list[float], forwards: list[tuple[int, int]], warmup: int,
+            steps: int) -> dict:
+    """chars/s over the timed steps; ``segments[k]`` is the CPU time of step ``k + 1``."""
+    if len(forwards) != warmup + steps or len(segments) != warmup + steps + 1:
+        raise RuntimeError(f"expected {warmup + steps} steps and forwards, saw "
+                           f"{len(segments) - 1} steps and {len(forwards)} forwards")
+    seconds = sum(segments[warmup:warmup + steps])
+    timed = forwards[warmup:warmup + steps]
+    chars = sum(c for c, _ in timed)
+    return {"chars_s": chars / seconds, "ms_step": 1000 * seconds / steps,
+            "real": chars / sum(p for _, p in timed)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("small", "base"), default="small")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=30, help="timed optimizer steps per run")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=128,
+                        help="positions per window, [CLS] and [SEP] included")
+    parser.add_argument("--cner-precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument("--quantum", type=float, default=0.5,
+                        help="seconds a run computes before the CPU may go to another")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {','.join(VARIANTS)}")
+    args = parser.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"unknown variants {sorted(unknown)}")
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be at least 1")
+    if "trainer" in variants or "tuned" in variants:
+        try:
+            import accelerate  # noqa: F401
+        except ImportError:
+            parser.error("Hugging Face Trainer needs accelerate: pip install 'accelerate>=1.1.0'")
+
+    import torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from cner.config import Config
+    from cner.models.encoders import scratch_encoder
+    from cner.schemes import label_set
+    from cner.training import resolve_device, resolve_precision
+
+    path, note = corpus_path("train")
+    # Exactly one epoch of (warm-up + timed steps) x batch windows: every variant trains on the
+    # same set of windows once, so the length mix is the same and only the batching differs.
+    needed = (args.warmup + args.steps) * args.batch_size
+    examples = read_examples(path, needed)  # a sentence gives at least one window
+    cfg = Config()
+    cfg.data.max_length = args.max_length
+    cfg.model = model_config(args.size)
+    vocab = build_vocab((ex.text for ex in examples), args.size)
+    tags = label_set(sorted({s.label for ex in examples for s in ex.spans}), "bio")
+    windows, featurizer = encode_windows(examples, vocab, tags, cfg)
+    if len(windows) < needed:  # the sample corpus: repeat it
+        windows = windows * (needed // len(windows) + 1)
+    windows = windows[:needed]
+    dataset = [{"input_ids": window_ids(w), "labels": [-100, *labs, -100]} for w, labs in windows]
+    bert_config = scratch_encoder(cfg.model, vocab, max_positions=max(512, args.max_length)).config
+    precision = resolve_precision(args.cner_precision, resolve_device("auto"))
+    log(f"{note}: first {len(examples)} sentences -> {len(windows)} windows of <= {args.max_length} "
+        f"positions, {sum(len(l) for _, l in windows):,} characters; vocab {len(vocab)}, "
+        f"tags {len(tags)}")
+    log(f"size {args.size}: hidden {bert_config.hidden_size}, layers "
+        f"{bert_config.num_hidden_layers}, heads {bert_config.num_attention_heads}, intermediate "
+        f"{bert_config.intermediate_size}, vocab {bert_config.vocab_size}; batch {args.batch_size}, "
+        f"{args.warmup} warm-up + {args.steps} timed steps, {args.rounds} rounds; cner precision "
+        f"{precision}; torch threads {torch.get_num_threads()}")
+
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    interleaver = Interleaver(quantum=args.quantum)
+    for r in range(args.rounds):
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="cner-train-bench-") as tmp:
+            jobs, forwards = {}, {}
+            for v in variants:
+                out = Path(tmp) / v
+                if v == "cner":
+                    jobs[v], forwards[v] = prepare_cner(windows, vocab, featurizer, tags, args,
+                                                        cfg.model, out)
+                else:
+                    jobs[v], forwards[v] = prepare_trainer(dataset, bert_config, tags,
+                                                           vocab.pad_id, args, v == "tuned", out)
+            hook = register_optimizer_step_post_hook(
+                lambda opt, a, kw: interleaver.checkpoint())
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its final log
+                    interleaver.run(jobs, totals={v: args.warmup + args.steps for v in jobs})
+            finally:
+                hook.remove()
+            for v in variants:
+                res = measure(interleaver.segments[v], forwards[v], args.warmup, args.steps)
+                results[v].append(res)
+                log(f"round {r + 1}/{args.rounds} {v:8s} {res['chars_s']:>10,.0f} chars/s  "
+                    f"{res['ms_step']:7.1f} ms/step  {100 * res['real']:5.1f}% real positions")
+            del jobs, forwards
+        gc.collect()
+        log(f"round {r + 1}/{args.rounds} took {time.perf_counter() - started:.1f} s")
+
+    med = {v: median([x["chars_s"] for x in results[v]]) for v in variants}
+    rows = []
+    for v in variants:
+        runs = results[v]
+        ratio, target, verdict = "", "", ""
+        if v != "cner" and "cner" in med:
+            got = med["cner"] / med[v]
+            ratio = f"{got:.2f}x"
+            target = f">= {TARGETS[v]:.1f}x"
+            verdict = "PASS" if got >= TARGETS[v] else "MISS"
+        rows.append([LABELS[v], f"{med[v]:,.0f}",
+                     " / ".join(f"{x['chars_s']:,.0f}" for x in runs),
+                     f"{median([x['ms_step'] for x in runs]):.0f}",
+                     f"{100 * median([x['real'] for x in runs]):.0f}%", ratio, target, verdict])
+    print(f"train_speed --size {args.size}: {note}; {len(windows)} windows; batch "
+          f"{args.batch_size}, max_length {args.max_length}, {args.warmup} warm-up + "
+          f"{args.steps} timed steps; {args.rounds} rounds, runs interleaved step by step "
+          f"(quantum {args.quantum} s); cner precision {precision}")
+    print(machine_line())
+    print(table(["variant", "chars/s (median)", "per round", "ms/step", "real/positions",
+                 "cner / this", "target", "result"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
