@@ -211,18 +211,12 @@ def _all_documents(inputs: Sequence[str], **options) -> Iterator[tuple[Document,
         done += last if path == "-" else os.path.getsize(path)
 
 
-def _load_tagger(tagger, device: str, batch_size: int | None):
+def _load_tagger(tagger, device: str, batch_size: int | None, precision: str):
     if not isinstance(tagger, (str, os.PathLike)):
         return tagger
-    import torch
-
     from cner.inference import Tagger
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} but no CUDA GPU is available; use cpu or auto")
-    return Tagger.load(tagger, device=device, batch_size=batch_size or 64)
+    return Tagger.load(tagger, device=device, batch_size=batch_size or 64, precision=precision)
 
 
 def _job(inputs: Sequence[str], tagger, options: dict) -> dict:
@@ -282,9 +276,10 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
                    output: str | os.PathLike | None = None, format: str | None = None,
                    batch_size: int | None = None, text_column: str = "text",
                    id_column: str | None = None, errors: str = "strict", resume: bool = False,
-                   progress: bool = True, device: str = "cpu") -> AnnotateReport:
+                   progress: bool = True, device: str = "cpu", precision: str = "auto"
+                   ) -> AnnotateReport:
     """Annotate ``inputs`` with ``tagger`` (a `Tagger`, or a model directory loaded on
-    ``device``) and write CSV/JSON/JSONL to ``output`` (standard output when ``None``).
+    ``device`` at ``precision``) and write CSV/JSON/JSONL to ``output`` (standard output when ``None``).
 
     ``format`` defaults from the output suffix, else CSV. ``batch_size`` (windows per model
     call) defaults to the tagger's. See the module docstring for inputs, ids and ``resume``.
@@ -305,7 +300,7 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
             raise InputError(problem)
     for path in inputs:
         _check_input(path)
-    tagger = _load_tagger(tagger, device, batch_size)
+    tagger = _load_tagger(tagger, device, batch_size, precision)
     predictor = tagger.predictor
     old_batch_size, predictor.batch_size = predictor.batch_size, batch_size or predictor.batch_size
     try:

@@ -53,13 +53,17 @@ class Predictor:
     """Runs a `TokenTagger` over many texts: windows, length-sorted batches, merging."""
 
     def __init__(self, model, vocab: CharVocab | Featurizer, *, max_length: int, overlap: int,
-                 batch_size: int = 64, device: str | torch.device = "cpu",
-                 precision: str = "fp32") -> None:
+                 batch_size: int = 64, max_positions: int = 2048,
+                 device: str | torch.device = "cpu", precision: str = "fp32") -> None:
         self.model = model
         self.featurizer = vocab if isinstance(vocab, Featurizer) else Featurizer(vocab)
         self.max_chars = max_length - 2
         self.overlap = min(overlap, self.max_chars - 1)
         self.batch_size = batch_size
+        # Windows are sorted longest first and a batch stops at max_positions padded
+        # positions: long windows go in small batches, short ones in large ones, so little
+        # of the compute is spent on padding.
+        self.max_positions = max_positions
         self.device = torch.device(device)
         self.precision = precision
 
@@ -67,6 +71,17 @@ class Predictor:
         enabled = self.precision in ("bf16", "fp16")
         dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, enabled=enabled)
+
+    def _batches(self, order: list[int], jobs: list[tuple[int, int, int]]) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for k in order:
+            width = jobs[batch[0]][2] - jobs[batch[0]][1] + 2 if batch else 0
+            if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * width > self.max_positions):
+                yield batch
+                batch = []
+            batch.append(k)
+        if batch:
+            yield batch
 
     def tag_texts(self, texts: Sequence[str]) -> list[tuple[list[str], list[float]]]:
         """Per text: one tag and the marginal probability of that tag per character."""
@@ -79,8 +94,7 @@ class Predictor:
         order = sorted(range(len(jobs)), key=lambda k: jobs[k][2] - jobs[k][1], reverse=True)
         results: list = [None] * len(jobs)
         tags = self.model.tags
-        for first in range(0, len(order), self.batch_size):
-            chunk = order[first:first + self.batch_size]
+        for chunk in self._batches(order, jobs):
             windows = [self.featurizer.window(encoded[jobs[k][0]], jobs[k][1], jobs[k][2])
                        for k in chunk]
             inputs = {k: t.to(self.device) for k, t in collate_inputs(windows, self.featurizer).items()}
@@ -129,13 +143,30 @@ class Tagger:
 
     @classmethod
     def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64,
-             precision: str = "fp32") -> Tagger:
+             precision: str = "auto") -> Tagger:
+        """Load a model directory for annotation.
+
+        ``precision``: ``auto`` (bf16 where the CPU or GPU supports it), ``bf16``, ``fp16``
+        (GPU) or ``fp32``. Half precision casts the weights once rather than per call; the
+        CRF always decodes in float32.
+        """
+        from cner.devices import resolve_device, resolve_precision
         from cner.models.storage import load_tagger_dir
 
-        model, vocab, meta = load_tagger_dir(model_dir, device=device)
-        predictor = Predictor(model, vocab, max_length=meta.max_length, overlap=meta.overlap,
-                              batch_size=batch_size, device=device, precision=precision)
-        return cls(predictor, meta)
+        torch_device = resolve_device(device)
+        precision = resolve_precision(precision, torch_device)
+        model, featurizer, meta = load_tagger_dir(model_dir, device=torch_device)
+        if precision != "fp32":
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+            for part in (model.encoder, model.classifier, model.bigram_embeddings,
+                         model.boundary_embeddings):
+                if part is not None:
+                    part.to(dtype)
+        predictor = Predictor(model, featurizer, max_length=meta.max_length, overlap=meta.overlap,
+                              batch_size=batch_size, device=torch_device)
+        tagger = cls(predictor, meta)
+        tagger.precision = precision
+        return tagger
 
     @property
     def labels(self) -> list[str]:

@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from cner.annotate import Document, annotate_files, read_documents  # noqa: E402
 from cner.cli import main  # noqa: E402
 from cner.config import load_config  # noqa: E402
+from cner.data.formats import read_corpus  # noqa: E402
 from cner.encoding import CharVocab, plan_windows, window_owners  # noqa: E402
 from cner.errors import CnerError, InputError  # noqa: E402
 from cner.inference import Entity, Predictor, Tagger  # noqa: E402
@@ -57,7 +58,8 @@ def model_dir(tmp_path_factory, one_thread) -> Path:
 
 @pytest.fixture(scope="module")
 def tagger(model_dir) -> Tagger:
-    return Tagger.load(model_dir)
+    # fp32: these tests compare results across batchings exactly; bf16 is tested on its own.
+    return Tagger.load(model_dir, precision="fp32")
 
 
 def predictor_like(tagger: Tagger, **changes) -> Predictor:
@@ -451,3 +453,14 @@ def test_cli_stdin_errors_name_stdin_and_replace_works(runner, model_dir):
                                   "--errors", "replace"], input=data)
     assert result.exit_code == 0, result.output
     assert [json.loads(x)["text"] for x in result.stdout.splitlines()] == ["张伟", "x\ufffdy"]
+
+
+def test_bf16_annotation_agrees_with_fp32(model_dir):
+    texts = [ex.text for ex in read_corpus(SAMPLE / "test.conll").examples]
+    fp32 = Tagger.load(model_dir, precision="fp32")
+    bf16 = Tagger.load(model_dir, precision="bf16")
+    assert bf16.predictor.model.encoder.dtype == torch.bfloat16
+    a = [spans(f) for f in fp32.pipe(texts)]
+    b = [spans(f) for f in bf16.pipe(texts)]
+    same = sum(x == y for x, y in zip(a, b))
+    assert same >= 0.97 * len(texts), f"only {same}/{len(texts)} texts annotated identically"

@@ -16,7 +16,8 @@ from cner.models.storage import ModelMeta, save_model_dir
 from cner.tasks.classification_data import ClassificationExample, read_classification_file
 from cner.tasks.registry import get_task, load_split
 from cner.tasks.runs import open_run, run_encoder
-from cner.training import TrainResult, resolve_device, resolve_precision, train_loop
+from cner.devices import resolve_device, resolve_precision
+from cner.training import TrainResult, train_loop
 
 SCORE_KEY = {"single": "accuracy", "pair": "accuracy", "multilabel": "micro_f1",
              "regression": "pearson"}

@@ -18,7 +18,8 @@ from cner.inference import Predictor, collate_inputs
 from cner.models.storage import ModelMeta, load_tagger_dir, save_model_dir
 from cner.schemes import check_scheme, flatten_spans, label_set, spans_to_tags
 from cner.tasks.runs import open_run, run_encoder
-from cner.training import TrainResult, resolve_device, resolve_precision, train_loop
+from cner.devices import resolve_device, resolve_precision
+from cner.training import TrainResult, train_loop
 
 
 def load_split(path: str | None, cfg: Config) -> list[Example]:
