@@ -83,11 +83,25 @@ def param_groups(model: nn.Module, cfg: TrainingConfig) -> list[dict]:
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
 
-def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+def linear_schedule(total_steps: int, warmup_steps: int,
+                    time_fraction: Callable[[], float] | None = None) -> Callable[[int], float]:
+    """Warm-up then linear decay to 0 at ``total_steps``.
+
+    With a wall-clock budget, ``time_fraction()`` (the share of the budget used) is the
+    progress whenever it runs ahead of the step count, so warm-up and decay both follow the
+    time limit and the learning rate still reaches 0 when the budget ends the run.
+    """
+    warmup = warmup_steps / max(1, total_steps)
+
     def factor(step: int) -> float:
-        if step < warmup_steps:
+        if time_fraction is None and step < warmup_steps:
             return (step + 1) / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+        progress = step / max(1, total_steps)
+        if time_fraction is not None:
+            progress = max(progress, time_fraction())
+            if progress < warmup:
+                return max(progress / warmup, 1 / max(1, warmup_steps))
+        return max(0.0, (1 - progress) / max(1e-9, 1 - warmup))
     return factor
 
 
@@ -214,10 +228,15 @@ def train_loop(model: nn.Module, *, cfg: TrainingConfig, run_dir: str | Path,
         raise ConfigError("the training set is empty")
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accumulation)
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
+    started, base_elapsed = time.perf_counter(), 0.0
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr,
                                   fused=device.type in ("cuda", "cpu"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_schedule(total_steps, int(cfg.warmup_ratio * total_steps)))
+    def budget_used() -> float:
+        return (base_elapsed + time.perf_counter() - started) / (cfg.max_minutes * 60)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(
+        total_steps, int(cfg.warmup_ratio * total_steps),
+        budget_used if cfg.max_minutes else None))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     checkpoints = Checkpointer(run_dir)
     log = MetricsLog(run_dir / "metrics.jsonl")

@@ -208,3 +208,21 @@ def test_every_shipped_config_loads_and_names_its_data(path):
         assert cfg.data.train
         if "example.train" not in cfg.data.train:  # People's Daily train is not in ../shared
             assert cfg.data.train.startswith(("corpora/", "../shared/corpora/"))
+
+
+def test_linear_schedule_follows_steps_or_the_time_budget():
+    from cner.training import linear_schedule
+
+    by_steps = linear_schedule(1000, 100)
+    assert by_steps(0) == pytest.approx(0.01) and by_steps(99) == pytest.approx(1.0)
+    assert by_steps(550) == pytest.approx(0.5) and by_steps(1000) == 0.0
+    used = {"fraction": 0.0}
+    by_time = linear_schedule(1000, 100, lambda: used["fraction"])
+    used["fraction"] = 0.05  # half-way through the warm-up by the clock, step 0
+    assert by_time(0) == pytest.approx(0.5)
+    used["fraction"] = 0.55  # the clock runs ahead of the steps: decay follows the clock
+    assert by_time(10) == pytest.approx(0.5)
+    used["fraction"] = 0.2  # the steps run ahead of the clock: decay follows the steps
+    assert by_time(550) == pytest.approx(0.5)
+    used["fraction"] = 1.0
+    assert by_time(10) == 0.0
