@@ -53,12 +53,14 @@ def main() -> int:
     parser.add_argument("--strategies", action="store_true")
     parser.add_argument("--strategy-minutes", type=float, default=4.0)
     parser.add_argument("--output", default=str(ROOT / "runs" / "bench-classify"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="config override for every run, e.g. training.threads=1")
     args = parser.parse_args()
     os.chdir(ROOT)
     out = Path(args.output)
     rows = []
     for task in args.tasks:
-        res = run(task, args.minutes, out / task, [])
+        res = run(task, args.minutes, out / task, args.overrides)
         rows.append((task, res))
         print(f"[{task}] {res}", file=sys.stderr)
     if rows:
@@ -73,7 +75,7 @@ def main() -> int:
               "max_length 256):")
         for strategy in STRATEGIES:
             res = run("chnsenticorp", args.strategy_minutes, out / f"strategy-{strategy.replace('+', '-')}",
-                      [f"classify.truncation={strategy}"])
+                      [f"classify.truncation={strategy}", *args.overrides])
             print(f"  {strategy:<10} {100 * res['accuracy']:6.2f}  ({res['steps']} steps)")
     return 0
 
