@@ -13,20 +13,8 @@ from typing import IO
 
 from cner.data.example import Example
 from cner.errors import InputError
-from cner.fileio import iter_lines
+from cner.fileio import iter_lines, parse_json_line
 from cner.schemes import Span
-
-
-def parse_json_line(line: str, *, path: str | Path, number: int) -> dict:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON at column {exc.colno}: {exc.msg}", path=path,
-                         line=number) from None
-    if not isinstance(obj, dict):
-        raise InputError(f"expected a JSON object, found {type(obj).__name__}", path=path,
-                         line=number)
-    return obj
 
 
 def _text_field(obj: dict, *, path: str | Path, number: int) -> str:

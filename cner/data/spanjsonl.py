@@ -11,10 +11,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from cner.data.cluener import parse_json_line
 from cner.data.example import Example
 from cner.errors import InputError
-from cner.fileio import iter_lines
+from cner.fileio import iter_lines, parse_json_line
 from cner.schemes import Span
 
 

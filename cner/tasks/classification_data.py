@@ -29,14 +29,13 @@ Conventions (the per-task readers in `cner.tasks.registry` rely on them):
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cner.errors import InputError
-from cner.fileio import BOM, iter_lines
+from cner.fileio import BOM, iter_lines, parse_json_line
 
 JSON_LINES = "jsonl"
 """The ``delimiter`` value that selects JSON Lines (one object per line)."""
@@ -130,14 +129,7 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
     for number, line in iter_lines(path):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(strip_bom(line))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON at column {exc.colno}: {exc.msg}", path=path,
-                             line=number) from None
-        if not isinstance(obj, dict):
-            raise InputError(f"expected a JSON object, found {type(obj).__name__}", path=path,
-                             line=number)
+        obj = parse_json_line(strip_bom(line), path=path, number=number)
         yield number, {strip_bom(key): value for key, value in obj.items()}
 
 
