@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cner.errors import CnerError, ConfigError, InputError
-from cner.fileio import BOM, atomic_write
+from cner.fileio import atomic_write, decode_lines
 from cner.writers import FORMATS, format_from_suffix, make_writer
 
 STATE_VERSION = 1
@@ -78,20 +78,9 @@ def _lines(path: str, errors: str, *, keep_ends: bool = False
     handle = sys.stdin.buffer if path == "-" else open(path, "rb")
     name, where = ("<stdin>", "of standard input") if path == "-" else (path, "of the file")
     try:
-        offset = 0
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8", errors=errors)
-            except UnicodeDecodeError as exc:
-                raise InputError(f"invalid UTF-8 at byte {offset + exc.start} {where}",
-                                 path=name, line=number,
-                                 hint="re-encode it as UTF-8, or pass --errors replace") from None
-            offset += len(raw)
-            if number == 1 and text.startswith(BOM):
-                text = text[1:]
-            if not keep_ends and text.endswith("\n"):
-                text = text[:-2] if text.endswith("\r\n") else text[:-1]
-            yield number, text, offset
+        yield from decode_lines(handle, name=name, errors=errors, where=where,
+                                hint="re-encode it as UTF-8, or pass --errors replace",
+                                keep_ends=keep_ends)
     finally:
         if path != "-":
             handle.close()

@@ -33,22 +33,33 @@ def iter_lines(path: str | Path, *, errors: str = "strict", binary_check: bool =
             raise InputError("looks like a binary file (contains NUL bytes), expected UTF-8 text",
                              path=path, line=1)
         handle.seek(0)
-        offset = 0
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8", errors=errors)
-            except UnicodeDecodeError as exc:
-                raise InputError(f"invalid UTF-8 at byte {offset + exc.start} of the file",
-                                 path=path, line=number,
-                                 hint="re-encode the file as UTF-8") from None
-            offset += len(raw)
-            if text.endswith("\n"):
-                text = text[:-1]
-                if text.endswith("\r"):
-                    text = text[:-1]
-            if number == 1 and text.startswith(BOM):
-                text = text[1:]
+        for number, text, _ in decode_lines(handle, name=str(path), errors=errors,
+                                            hint="re-encode the file as UTF-8"):
             yield number, text
+
+
+def decode_lines(handle: IO[bytes], *, name: str, errors: str = "strict",
+                 where: str = "of the file", hint: str | None = None,
+                 keep_ends: bool = False) -> Iterator[tuple[int, str, int]]:
+    """``(line number, text, byte offset after the line)`` for each line of a binary stream.
+
+    Decodes UTF-8 (an undecodable line raises `InputError` with its line and byte offset
+    ``where``, e.g. "of the file", unless ``errors="replace"``), drops a leading BOM and,
+    unless ``keep_ends``, the LF or CRLF line end.
+    """
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        try:
+            text = raw.decode("utf-8", errors=errors)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8 at byte {offset + exc.start} {where}",
+                             path=name, line=number, hint=hint) from None
+        offset += len(raw)
+        if number == 1 and text.startswith(BOM):
+            text = text[1:]
+        if not keep_ends and text.endswith("\n"):
+            text = text[:-2] if text.endswith("\r\n") else text[:-1]
+        yield number, text, offset
 
 
 def _target_mode(path: Path) -> int:

@@ -18,13 +18,16 @@ Regenerate the shipped sample with::
 """
 from __future__ import annotations
 
+import io
 import random
 import re
 import sys
 from collections import Counter
 from pathlib import Path
 
-from cner.schemes import Span, spans_to_tags
+from cner.data.conll import write_conll
+from cner.data.example import Example
+from cner.schemes import Span
 
 LABELS = ("PER", "LOC", "ORG")
 SPLITS = ("train", "dev", "test")
@@ -329,12 +332,10 @@ def split_sample(sentences: list, dev_fraction: float = 0.1, test_fraction: floa
 
 
 def to_conll(sentences: list[tuple[str, list[Span]]]) -> str:
-    """CoNLL column text: ``char<TAB>tag`` lines, a blank line between sentences."""
-    blocks = []
-    for text, spans in sentences:
-        tags = spans_to_tags(spans, len(text), scheme="bio")
-        blocks.append("\n".join(f"{ch}\t{tag}" for ch, tag in zip(text, tags)))
-    return "\n\n".join(blocks) + "\n" if blocks else ""
+    """CoNLL column text (`write_conll`): ``char<TAB>tag`` lines, a blank line after each sentence."""
+    buffer = io.StringIO()
+    write_conll((Example(text, tuple(spans)) for text, spans in sentences), buffer, scheme="bio")
+    return buffer.getvalue()
 
 
 def corpus_stats(sentences: list[tuple[str, list[Span]]]) -> dict[str, int]:
@@ -357,10 +358,6 @@ def check_splits(splits: dict[str, list[tuple[str, list[Span]]]]) -> None:
         raise ValueError("sample corpus check failed: " + "; ".join(problems))
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.write_bytes(text.encode("utf-8"))
-
-
 def write_sample_corpus(out_dir, seed: int = 13, n_sentences: int = 600
                         ) -> dict[str, dict[str, int]]:
     """Write ``train.conll``, ``dev.conll``, ``test.conll`` and ``news.txt`` into ``out_dir``.
@@ -376,10 +373,10 @@ def write_sample_corpus(out_dir, seed: int = 13, n_sentences: int = 600
     check_splits(splits)
     stats = {}
     for name in SPLITS:
-        _write_text(out / f"{name}.conll", to_conll(splits[name]))
+        (out / f"{name}.conll").write_bytes(to_conll(splits[name]).encode("utf-8"))
         stats[name] = corpus_stats(splits[name])
     news = generate_news(rng, seen)
-    _write_text(out / "news.txt", "\n".join(news) + "\n")
+    (out / "news.txt").write_bytes(("\n".join(news) + "\n").encode("utf-8"))
     return stats
 
 
