@@ -34,8 +34,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: str = "scratch"  # "scratch" (built from the sizes below) | hub name | local dir
-    hidden_size: int = 128
+    encoder: str = "scratch"  # "scratch" (a BERT of the sizes below) | "bilstm" | hub name | dir
+    hidden_size: int = 128  # bilstm: both directions together
+    embedding_size: int = 128  # bilstm only: character (and feature) embedding size
     num_layers: int = 2
     num_heads: int = 4
     intermediate_size: int = 512
@@ -46,6 +47,7 @@ class ModelConfig:
     bigrams: bool = False  # add character-bigram embeddings to the input
     bigram_min_count: int = 2
     word_boundaries: bool = False  # add jieba word-boundary (B/M/E/S) embeddings to the input
+    lexicon: bool = False  # add jieba-dictionary match features (cner/lexicon.py) to the input
 
 
 @dataclass
@@ -130,6 +132,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"config key {key!r} expects {names}, found {value!r}")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads "3e-3" (no dot) as a string; users mean the number.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp is bool and not isinstance(value, bool) or tp is not bool and isinstance(value, bool):
         raise ConfigError(f"config key {key!r} expects {_type_name(tp)}, found {value!r}")
     if not isinstance(value, tp):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cner.errors import ModelError
 from cner.fileio import atomic_write
+from cner.lexicon import lexicon_bits
 from cner.schemes import Span, spans_to_tags, tags_to_spans
 
 PAD, UNK, CLS, SEP, MASK, SPACE = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[SPACE]"
@@ -252,14 +253,16 @@ def char_bigrams(text: str, vocab: CharVocab) -> list[str]:
 
 
 class Featurizer:
-    """Character ids plus the optional bigram and word-boundary ids, one of each per character."""
+    """Character ids plus the optional bigram, word-boundary and lexicon ids, one of each per
+    character."""
 
     def __init__(self, vocab: CharVocab, *, bigrams: Sequence[str] | None = None,
-                 boundaries: bool = False) -> None:
+                 boundaries: bool = False, lexicon: bool = False) -> None:
         self.vocab = vocab
         self.bigrams = tuple(bigrams) if bigrams is not None else None
         self._bigram_index = {b: i for i, b in enumerate(self.bigrams or ())}
         self.boundaries = boundaries
+        self.lexicon = lexicon
 
     @staticmethod
     def build_bigrams(texts: Iterable[str], vocab: CharVocab, *, min_count: int = 2) -> list[str]:
@@ -272,7 +275,8 @@ class Featurizer:
     @property
     def keys(self) -> tuple[str, ...]:
         return ("input_ids",) + (("bigram_ids",) if self.bigrams else ()) + \
-            (("boundary_ids",) if self.boundaries else ())
+            (("boundary_ids",) if self.boundaries else ()) + \
+            (("lexicon_ids",) if self.lexicon else ())
 
     def features(self, text: str) -> dict[str, list[int]]:
         feats = {"input_ids": self.vocab.encode(text)}
@@ -281,6 +285,8 @@ class Featurizer:
             feats["bigram_ids"] = [index.get(b, 1) for b in char_bigrams(text, self.vocab)]
         if self.boundaries:
             feats["boundary_ids"] = word_boundary_ids(text)
+        if self.lexicon:
+            feats["lexicon_ids"] = lexicon_bits(text)
         return feats
 
     def window(self, feats: dict[str, list[int]], start: int, end: int) -> dict[str, list[int]]:

@@ -158,9 +158,8 @@ class Tagger:
         model, featurizer, meta = load_tagger_dir(model_dir, device=torch_device)
         if precision != "fp32":
             dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-            for part in (model.encoder, model.classifier, model.bigram_embeddings,
-                         model.boundary_embeddings):
-                if part is not None:
+            for name, part in model.named_children():
+                if name != "crf":  # the CRF's sums of exponentials stay in float32
                     part.to(dtype)
         predictor = Predictor(model, featurizer, max_length=meta.max_length, overlap=meta.overlap,
                               batch_size=batch_size, device=torch_device)

@@ -153,8 +153,9 @@ def test_config_errors_are_one_line():
         load_config(None, ["training.lr=fast"])
     with pytest.raises(ConfigError, match="expects int"):
         load_config(None, ["training.batch_size=1.5"])
-    cfg = load_config(None, ["training.max_steps=7", "data.dev=null"])
+    cfg = load_config(None, ["training.max_steps=7", "data.dev=null", "training.lr=3e-3"])
     assert cfg.training.max_steps == 7 and cfg.data.dev is None
+    assert cfg.training.lr == 0.003  # YAML 1.1 reads 3e-3 as a string; it means the number
 
 
 def test_config_file_unknown_key(tmp_path):

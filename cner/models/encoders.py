@@ -16,6 +16,8 @@ from cner.encoding import CharVocab
 from cner.errors import ModelError
 
 SCRATCH = "scratch"
+BILSTM = "bilstm"
+LOCAL_KINDS = (SCRATCH, BILSTM)  # built here from sizes, with a vocabulary from the corpus
 
 
 def scratch_encoder(cfg: ModelConfig, vocab: CharVocab, *, max_positions: int = 512) -> nn.Module:
@@ -31,6 +33,21 @@ def scratch_encoder(cfg: ModelConfig, vocab: CharVocab, *, max_positions: int = 
                         attention_probs_dropout_prob=cfg.dropout,
                         max_position_embeddings=max_positions, pad_token_id=vocab.pad_id)
     return BertModel(config, add_pooling_layer=False)
+
+
+def local_encoder(cfg: ModelConfig, vocab: CharVocab, *, max_positions: int = 512) -> nn.Module:
+    """A randomly initialised ``scratch`` BERT or ``bilstm`` encoder over ``vocab``."""
+    if cfg.encoder == BILSTM:
+        from cner.models.bilstm import BiLSTMConfig, BiLSTMEncoder
+
+        if cfg.hidden_size % 2:
+            raise ModelError(f"model.hidden_size ({cfg.hidden_size}) must be even for a bilstm "
+                             "encoder (it is both directions together)")
+        return BiLSTMEncoder(BiLSTMConfig(
+            vocab_size=len(vocab), embedding_size=cfg.embedding_size,
+            hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout,
+            pad_token_id=vocab.pad_id))
+    return scratch_encoder(cfg, vocab, max_positions=max_positions)
 
 
 def pretrained_vocab(name: str, data: DataConfig) -> CharVocab:
@@ -64,16 +81,16 @@ def _load_hint(name: str, exc: Exception) -> str:
         return f"cannot load the encoder from directory {name}: {str(exc).splitlines()[0]}"
     return (f"cannot load {name!r} from the Hugging Face hub (offline, or no such model); "
             "download it once with network access, pass a local directory as model.encoder, "
-            "or use model.encoder=scratch")
+            "or use model.encoder=scratch or bilstm")
 
 
 def build_encoder(cfg: ModelConfig, data: DataConfig, texts: Iterable[str]
                   ) -> tuple[nn.Module, CharVocab]:
-    """The encoder and its vocabulary; a scratch vocabulary is made from ``texts``."""
-    if cfg.encoder == SCRATCH:
+    """The encoder and its vocabulary; a local encoder's vocabulary is made from ``texts``."""
+    if cfg.encoder in LOCAL_KINDS:
         vocab = CharVocab.build(texts, min_count=cfg.vocab_min_count, lowercase=data.lowercase,
                                 halfwidth=data.halfwidth)
-        return scratch_encoder(cfg, vocab, max_positions=max(512, data.max_length)), vocab
+        return local_encoder(cfg, vocab, max_positions=max(512, data.max_length)), vocab
     vocab = pretrained_vocab(cfg.encoder, data)
     encoder = pretrained_encoder(cfg.encoder)
     limit = getattr(encoder.config, "max_position_embeddings", None)

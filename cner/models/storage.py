@@ -122,9 +122,14 @@ def encoder_from_dir(directory: Path) -> nn.Module:
     """An encoder of the saved architecture with empty weights (filled by `load_state`)."""
     from transformers import AutoConfig, AutoModel
 
+    from cner.models.bilstm import MODEL_TYPE, BiLSTMConfig, BiLSTMEncoder
+
     try:
+        values = json.loads((directory / ENCODER_CONFIG).read_text("utf-8"))
+        if values.get("model_type") == MODEL_TYPE:
+            return BiLSTMEncoder(BiLSTMConfig.from_dict(values))
         config = AutoConfig.from_pretrained(str(directory), trust_remote_code=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise ModelError(f"cannot read {directory / ENCODER_CONFIG}: {exc}") from None
     return drop_pooler(AutoModel.from_config(config))
 
@@ -144,7 +149,8 @@ def load_featurizer(directory: Path, meta: ModelMeta) -> Featurizer:
         if not (directory / BIGRAMS).is_file():
             raise ModelError(f"model directory {directory} lacks {BIGRAMS}, which its model uses")
         bigrams = (directory / BIGRAMS).read_text("utf-8").split("\n")[:-1]
-    return Featurizer(vocab, bigrams=bigrams, boundaries=bool(extra.get("word_boundaries")))
+    return Featurizer(vocab, bigrams=bigrams, boundaries=bool(extra.get("word_boundaries")),
+                      lexicon=bool(extra.get("lexicon")))
 
 
 def load_tagger_dir(directory: str | Path, *, device: str | torch.device = "cpu"):
@@ -158,6 +164,7 @@ def load_tagger_dir(directory: str | Path, *, device: str | torch.device = "cpu"
     featurizer = load_featurizer(directory, meta)
     model = TokenTagger(encoder_from_dir(directory), meta.labels, scheme=meta.scheme or "bio",
                         head=meta.head, dropout=meta.dropout,
-                        n_bigrams=len(featurizer.bigrams or ()), boundaries=featurizer.boundaries)
+                        n_bigrams=len(featurizer.bigrams or ()), boundaries=featurizer.boundaries,
+                        lexicon=featurizer.lexicon)
     load_state(model, directory / WEIGHTS)
     return model.to(device).eval(), featurizer, meta

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cner.lexicon import N_BITS
 from cner.models.crf import CRF, transition_constraints
 
 HEADS = ("crf", "softmax")
@@ -19,7 +20,8 @@ class TokenTagger(nn.Module):
     ``crf.*`` (transitions), which the training loop uses to set learning rates."""
 
     def __init__(self, encoder: nn.Module, tags: list[str], *, scheme: str, head: str = "crf",
-                 dropout: float = 0.1, n_bigrams: int = 0, boundaries: bool = False) -> None:
+                 dropout: float = 0.1, n_bigrams: int = 0, boundaries: bool = False,
+                 lexicon: bool = False) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -28,11 +30,14 @@ class TokenTagger(nn.Module):
         self.scheme = scheme
         self.head = head
         self.dropout = nn.Dropout(dropout)
-        hidden = encoder.config.hidden_size
-        self.classifier = nn.Linear(hidden, len(tags))
+        self.classifier = nn.Linear(encoder.config.hidden_size, len(tags))
         # Optional character features, added to the encoder's input embeddings.
-        self.bigram_embeddings = nn.Embedding(n_bigrams, hidden, padding_idx=0) if n_bigrams else None
-        self.boundary_embeddings = nn.Embedding(5, hidden, padding_idx=0) if boundaries else None
+        width = encoder.get_input_embeddings().embedding_dim
+        self.bigram_embeddings = nn.Embedding(n_bigrams, width, padding_idx=0) if n_bigrams else None
+        self.boundary_embeddings = nn.Embedding(5, width, padding_idx=0) if boundaries else None
+        # Lexicon bits (cner.lexicon): a multi-hot vector, projected like a bag of embeddings.
+        self.lexicon_projection = nn.Linear(N_BITS, width, bias=False) if lexicon else None
+        self.register_buffer("_bit_values", 2 ** torch.arange(N_BITS), persistent=False)
         start, trans, end = transition_constraints(self.tags, scheme)
         self.crf = CRF(len(tags), allowed_transitions=trans, allowed_start=start, allowed_end=end)
         if head == "softmax":
@@ -43,14 +48,17 @@ class TokenTagger(nn.Module):
 
     def emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   char_mask: torch.Tensor, bigram_ids: torch.Tensor | None = None,
-                  boundary_ids: torch.Tensor | None = None) -> torch.Tensor:
+                  boundary_ids: torch.Tensor | None = None,
+                  lexicon_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Tag scores per character.
 
         Args: ``input_ids`` long ``(B, L + 2)``, ``attention_mask`` bool/long ``(B, L + 2)``,
-        ``char_mask`` bool ``(B, L)``; ``bigram_ids`` and ``boundary_ids`` long ``(B, L + 2)``
-        when the model uses those features. Returns float ``(B, L, T)``.
+        ``char_mask`` bool ``(B, L)``; ``bigram_ids``, ``boundary_ids`` and ``lexicon_ids``
+        (bit masks) long ``(B, L + 2)`` when the model uses those features.
+        Returns float ``(B, L, T)``.
         """
-        if self.bigram_embeddings is None and self.boundary_embeddings is None:
+        if (self.bigram_embeddings is None and self.boundary_embeddings is None
+                and self.lexicon_projection is None):
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         else:
             embeds = self.encoder.get_input_embeddings()(input_ids)  # shape: (B, L+2, H)
@@ -58,6 +66,9 @@ class TokenTagger(nn.Module):
                 embeds = embeds + self.bigram_embeddings(bigram_ids)
             if self.boundary_embeddings is not None:
                 embeds = embeds + self.boundary_embeddings(boundary_ids)
+            if self.lexicon_projection is not None:
+                bits = (lexicon_ids.unsqueeze(-1) & self._bit_values) != 0  # shape: (B, L+2, 32)
+                embeds = embeds + self.lexicon_projection(bits.to(embeds.dtype))
             out = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask)
         hidden = out.last_hidden_state
         hidden = hidden[:, 1:1 + char_mask.size(1)]  # shape: (B, L, H); drop [CLS]

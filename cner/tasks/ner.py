@@ -94,7 +94,8 @@ def run_featurizer(run_dir: Path, vocab: CharVocab, cfg: Config, train: Sequence
             path.write_text("\n".join(bigrams) + "\n", "utf-8")
         else:
             bigrams = path.read_text("utf-8").split("\n")[:-1]
-    return Featurizer(vocab, bigrams=bigrams, boundaries=cfg.model.word_boundaries)
+    return Featurizer(vocab, bigrams=bigrams, boundaries=cfg.model.word_boundaries,
+                      lexicon=cfg.model.lexicon)
 
 
 def train_ner(config: Config | None = None, *, output: str | Path | None = None,
@@ -126,14 +127,15 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     featurizer = run_featurizer(run_dir, vocab, cfg, train, fresh=resume is None)
     model = TokenTagger(encoder, tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
                         dropout=cfg.model.dropout, n_bigrams=len(featurizer.bigrams or ()),
-                        boundaries=featurizer.boundaries)
+                        boundaries=featurizer.boundaries, lexicon=featurizer.lexicon)
     windows = encode_corpus(train, featurizer, tags, cfg)
     meta = ModelMeta(task="ner", labels=tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
                      dropout=cfg.model.dropout, lowercase=cfg.data.lowercase,
                      halfwidth=cfg.data.halfwidth, max_length=cfg.data.max_length,
                      overlap=cfg.data.overlap,
                      extra={"bigrams": bool(featurizer.bigrams),
-                            "word_boundaries": featurizer.boundaries})
+                            "word_boundaries": featurizer.boundaries,
+                            "lexicon": featurizer.lexicon})
     device = resolve_device(cfg.training.device)
     precision = resolve_precision(cfg.training.precision, device)
 

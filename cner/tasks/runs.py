@@ -47,15 +47,15 @@ def open_run(config: Config | None, *, output: str | Path | None, resume: str | 
 def run_encoder(cfg: Config, run_dir: Path, texts: Iterable[str], *, resume: bool
                 ) -> tuple[nn.Module, CharVocab]:
     """Seeded encoder and vocabulary; a new run saves its vocabulary and config first."""
-    from cner.models.encoders import build_encoder, scratch_encoder
+    from cner.models.encoders import LOCAL_KINDS, build_encoder, local_encoder
 
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.training.seed)  # the weight initialisation is part of the run's seed
     if resume and (run_dir / RUN_VOCAB).is_file():
         vocab = CharVocab.load(run_dir / RUN_VOCAB, lowercase=cfg.data.lowercase,
                                halfwidth=cfg.data.halfwidth)
-        if cfg.model.encoder == "scratch":
-            return scratch_encoder(cfg.model, vocab,
+        if cfg.model.encoder in LOCAL_KINDS:
+            return local_encoder(cfg.model, vocab,
                                    max_positions=max(512, cfg.data.max_length)), vocab
         return build_encoder(cfg.model, cfg.data, [])[0], vocab
     encoder, vocab = build_encoder(cfg.model, cfg.data, texts)

@@ -1,0 +1,114 @@
+"""The BiLSTM encoder and jieba-lexicon features: padding, training, save/load, offsets."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from cner.config import load_config  # noqa: E402
+from cner.data.formats import read_corpus  # noqa: E402
+from cner.inference import Tagger  # noqa: E402
+from cner.lexicon import CATEGORIES, N_BITS, lexicon_bits  # noqa: E402
+from cner.models.bilstm import BiLSTMConfig, BiLSTMEncoder  # noqa: E402
+from cner.tasks.ner import train_ner  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "corpora" / "sample"
+
+
+def _bits(text: str, char: int) -> set[str]:
+    value = lexicon_bits(text)[char]
+    return {f"{'BMES'[k // len(CATEGORIES)]}-{CATEGORIES[k % len(CATEGORIES)]}"
+            for k in range(N_BITS) if value >> k & 1}
+
+
+def test_lexicon_marks_dictionary_words_by_position_and_kind():
+    text = "我在北京工作"
+    assert {"B-place"} <= _bits(text, 2) and {"E-place"} <= _bits(text, 3)
+    assert "B-place" not in _bits(text, 0)  # 我 starts no place name
+    assert lexicon_bits("") == []
+    assert lexicon_bits("😀😀") == [0, 0]
+
+
+def test_lexicon_is_case_insensitive_and_keeps_one_value_per_character():
+    # U+0130 lower-cases to two code points; the features must still align with the text.
+    text = "İ在ＡＢＣ北京"
+    assert len(lexicon_bits(text)) == len(text)
+    assert lexicon_bits("B超") == lexicon_bits("b超") != [0, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=40))
+def test_lexicon_bits_align_with_any_text(text):
+    bits = lexicon_bits(text)
+    assert len(bits) == len(text)
+    assert all(0 <= b < 2 ** N_BITS for b in bits)
+
+
+def test_bilstm_output_ignores_padding():
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(BiLSTMConfig(vocab_size=50, embedding_size=8, hidden_size=12)).eval()
+    short = torch.tensor([[2, 5, 6, 7, 3]])
+    padded = torch.tensor([[2, 5, 6, 7, 3, 0, 0, 0], [2, 9, 9, 9, 9, 9, 9, 3]])
+    mask = (padded != 0).long()
+    alone = encoder(input_ids=short, attention_mask=torch.ones_like(short)).last_hidden_state
+    batch = encoder(input_ids=padded, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(batch[0, :5], alone[0])
+    assert batch[0, 5:].abs().sum() == 0  # padding positions stay zero
+
+
+def test_bilstm_config_needs_an_even_hidden_size():
+    from cner.errors import ModelError
+    from cner.models.encoders import build_encoder
+
+    cfg = load_config(None, ["model.encoder=bilstm", "model.hidden_size=33"])
+    with pytest.raises(ModelError, match="must be even"):
+        build_encoder(cfg.model, cfg.data, ["北京"])
+
+
+@pytest.fixture(scope="module")
+def bilstm_run(tmp_path_factory):
+    lines = (SAMPLE / "train.conll").read_text("utf-8").split("\n\n")
+    ten = tmp_path_factory.mktemp("ten") / "ten.conll"
+    ten.write_text("\n\n".join([b for b in lines if "B-" in b][:10]) + "\n", "utf-8")
+    out = tmp_path_factory.mktemp("bilstm") / "run"
+    cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", [
+        f"data.train={ten}", f"data.dev={ten}", "data.test=null", "model.encoder=bilstm",
+        "model.hidden_size=64", "model.embedding_size=32", "model.num_layers=1",
+        "model.dropout=0.0", "model.bigrams=true", "model.bigram_min_count=1",
+        "model.word_boundaries=true", "model.lexicon=true", "training.epochs=40",
+        "training.batch_size=4", "training.lr=1e-2", "training.crf_lr_multiplier=10",
+        "training.early_stopping_patience=null", "training.precision=fp32",
+        "training.threads=1"])
+    run_dir, result = train_ner(cfg, output=out, progress=False)
+    return run_dir, result, ten
+
+
+def test_bilstm_tagger_with_all_features_overfits_and_reloads(bilstm_run):
+    run_dir, result, ten = bilstm_run
+    assert result.best_metrics["f1"] == 1.0
+    assert (run_dir / "model" / "config.json").read_text().count("cner-bilstm") == 1
+    tagger = Tagger.load(run_dir / "model", precision="fp32")
+    gold = read_corpus(ten).examples
+    for ex, ents in zip(gold, tagger.pipe(ex.text for ex in gold)):
+        assert [(e.start, e.end, e.label) for e in ents] == [(s.start, s.end, s.label)
+                                                             for s in ex.spans]
+
+
+def test_bilstm_tagger_in_bf16_agrees_and_keeps_offsets(bilstm_run):
+    run_dir, _, ten = bilstm_run
+    texts = [ex.text for ex in read_corpus(ten).examples] + ["İ在ＡＢＣ北京😀\u200b上海 ", ""]
+    full = Tagger.load(run_dir / "model", precision="fp32")
+    half = Tagger.load(run_dir / "model", precision="bf16")
+    same = 0
+    for text, a, b in zip(texts, full.pipe(texts), half.pipe(texts)):
+        for e in a + b:
+            assert text[e.start:e.end] == e.text
+        same += [(e.start, e.end, e.label) for e in a] == [(e.start, e.end, e.label) for e in b]
+    assert same >= len(texts) - 1
