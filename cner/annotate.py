@@ -200,12 +200,13 @@ def _all_documents(inputs: Sequence[str], **options) -> Iterator[tuple[Document,
         done += last if path == "-" else os.path.getsize(path)
 
 
-def _load_tagger(tagger, device: str, batch_size: int | None, precision: str):
+def _load_tagger(tagger, device: str, batch_size: int | None, precision: str, compile: bool):
     if not isinstance(tagger, (str, os.PathLike)):
         return tagger
     from cner.inference import Tagger
 
-    return Tagger.load(tagger, device=device, batch_size=batch_size or 64, precision=precision)
+    return Tagger.load(tagger, device=device, batch_size=batch_size or 64, precision=precision,
+                       compile=compile)
 
 
 def _job(inputs: Sequence[str], tagger, options: dict) -> dict:
@@ -265,10 +266,10 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
                    output: str | os.PathLike | None = None, format: str | None = None,
                    batch_size: int | None = None, text_column: str = "text",
                    id_column: str | None = None, errors: str = "strict", resume: bool = False,
-                   progress: bool = True, device: str = "cpu", precision: str = "auto"
-                   ) -> AnnotateReport:
+                   progress: bool = True, device: str = "cpu", precision: str = "auto",
+                   compile: bool = False) -> AnnotateReport:
     """Annotate ``inputs`` with ``tagger`` (a `Tagger`, or a model directory loaded on
-    ``device`` at ``precision``) and write CSV/JSON/JSONL to ``output`` (standard output when ``None``).
+    ``device`` at ``precision``, compiled if ``compile``) and write CSV/JSON/JSONL to ``output`` (standard output when ``None``).
 
     ``format`` defaults from the output suffix, else CSV. ``batch_size`` (windows per model
     call) defaults to the tagger's. See the module docstring for inputs, ids and ``resume``.
@@ -289,7 +290,7 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
             raise InputError(problem)
     for path in inputs:
         _check_input(path)
-    tagger = _load_tagger(tagger, device, batch_size, precision)
+    tagger = _load_tagger(tagger, device, batch_size, precision, compile)
     predictor = tagger.predictor
     old_batch_size, predictor.batch_size = predictor.batch_size, batch_size or predictor.batch_size
     try:

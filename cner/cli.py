@@ -244,8 +244,11 @@ def evaluate_command(model_dir, data, fmt, json_out, batch_size):
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="auto: bf16 where the hardware has it (about 2x fp32 on "
                                       "a bf16 CPU), else fp32.")
+@click.option("--compile", "compile_model", is_flag=True,
+              help="Compile the encoder with TorchInductor first (15-60 s), then annotate "
+                   "1.1-1.4x faster: worth it for large inputs.")
 def annotate_command(inputs, model_dir, output, fmt, batch_size, text_column, id_column, errors,
-                     resume, device, precision):
+                     resume, device, precision, compile_model):
     """Find the entities in each document of INPUT... (.txt: one document per line; .jsonl;
     .csv/.tsv; - for standard input) and write CSV, JSON or JSONL.
 
@@ -261,7 +264,8 @@ def annotate_command(inputs, model_dir, output, fmt, batch_size, text_column, id
 
     report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
                             text_column=text_column, id_column=id_column, errors=errors,
-                            resume=resume, device=device, precision=precision)
+                            resume=resume, device=device, precision=precision,
+                            compile=compile_model)
     if output:
         click.echo(f"{report.summary()}; wrote {output}", err=True)
 

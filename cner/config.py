@@ -48,6 +48,7 @@ class ModelConfig:
     bigram_min_count: int = 2
     word_boundaries: bool = False  # add jieba word-boundary (B/M/E/S) embeddings to the input
     lexicon: bool = False  # add jieba-dictionary match features (cner/lexicon.py) to the input
+    unk_dropout: float = 0.0  # training: replace this fraction of characters by [UNK]
 
 
 @dataclass

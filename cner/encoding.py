@@ -145,8 +145,10 @@ def char_encode(text: str, vocab: CharVocab) -> list[int]:
 def plan_windows(length: int, *, max_chars: int, overlap: int) -> list[tuple[int, int]]:
     """Character ranges ``[start, end)`` of overlapping windows that cover ``length`` characters.
 
-    Consecutive windows share ``overlap`` characters (fewer only where the text is short);
-    the last window ends at ``length``. A text that fits gives one window.
+    A text that fits gives one window. A longer one gets the fewest windows of at most
+    ``max_chars`` that can share at least ``overlap`` characters with their neighbours, all
+    of one size (give or take a character) and evenly spaced: a 130-character text with
+    ``max_chars=126`` becomes two windows of 81, not 126 + 126 sharing 122 characters.
     """
     if max_chars < 1:
         raise ValueError("max_chars must be positive")
@@ -154,14 +156,11 @@ def plan_windows(length: int, *, max_chars: int, overlap: int) -> list[tuple[int
         raise ValueError(f"overlap must be in [0, max_chars), got {overlap}")
     if length <= max_chars:
         return [(0, length)]
-    step = max_chars - overlap
-    windows = []
-    start = 0
-    while start + max_chars < length:
-        windows.append((start, start + max_chars))
-        start += step
-    windows.append((length - max_chars, length))
-    return windows
+    count = -(-(length - overlap) // (max_chars - overlap))  # ceil: fewest windows that fit
+    size = -(-(length + (count - 1) * overlap) // count)  # ceil: <= max_chars by choice of count
+    # Starts spread (length - size) over count - 1 steps; each step is <= size - overlap.
+    return [(k * (length - size) // (count - 1), k * (length - size) // (count - 1) + size)
+            for k in range(count)]
 
 
 def window_owners(windows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

