@@ -193,6 +193,10 @@ class Tagger:
         torch_device = resolve_device(device)
         precision = resolve_precision(precision, torch_device)
         model, featurizer, meta = load_tagger_dir(model_dir, device=torch_device)
+        if torch_device.type == "cpu" and hasattr(model.encoder, "set_attn_implementation"):
+            # Measured on 2 cores, MSRA sentences (~75 positions): plain matmul-softmax
+            # attention beats the CPU SDPA kernel, by 3-5% eager and 5-8% compiled.
+            model.encoder.set_attn_implementation("eager")
         if precision != "fp32":
             dtype = torch.bfloat16 if precision == "bf16" else torch.float16
             for name, part in model.named_children():
