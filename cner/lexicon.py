@@ -30,6 +30,14 @@ def dictionary_path() -> Path:
 
 
 @lru_cache(maxsize=1)
+def dictionary_fingerprint() -> str:
+    """The first 16 hex digits of the dictionary's SHA-256, saved with models that use it."""
+    import hashlib
+
+    return hashlib.sha256(dictionary_path().read_bytes()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
 def load_lexicon() -> tuple[dict[str, int], frozenset[str]]:
     """``(word -> category bits, set of proper prefixes)`` from jieba's dictionary.
 

@@ -112,3 +112,20 @@ def test_bilstm_tagger_in_bf16_agrees_and_keeps_offsets(bilstm_run):
             assert text[e.start:e.end] == e.text
         same += [(e.start, e.end, e.label) for e in a] == [(e.start, e.end, e.label) for e in b]
     assert same >= len(texts) - 1
+
+
+def test_model_records_the_dictionary_and_warns_when_it_changed(bilstm_run, tmp_path):
+    import json
+    import shutil
+
+    from cner.lexicon import dictionary_fingerprint
+
+    run_dir, _, _ = bilstm_run
+    meta = json.loads((run_dir / "model" / "cner_model.json").read_text("utf-8"))
+    assert meta["extra"]["lexicon_dictionary"] == dictionary_fingerprint()
+    copy = tmp_path / "model"
+    shutil.copytree(run_dir / "model", copy)
+    meta["extra"]["lexicon_dictionary"] = "0" * 16
+    (copy / "cner_model.json").write_text(json.dumps(meta), "utf-8")
+    with pytest.warns(UserWarning, match="another jieba dictionary"):
+        Tagger.load(copy, precision="fp32")

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -149,6 +150,13 @@ def load_featurizer(directory: Path, meta: ModelMeta) -> Featurizer:
         if not (directory / BIGRAMS).is_file():
             raise ModelError(f"model directory {directory} lacks {BIGRAMS}, which its model uses")
         bigrams = (directory / BIGRAMS).read_text("utf-8").split("\n")[:-1]
+    saved = extra.get("lexicon_dictionary")
+    if extra.get("lexicon") and saved:
+        from cner.lexicon import dictionary_fingerprint
+        if saved != dictionary_fingerprint():
+            warnings.warn(f"{directory} was trained with another jieba dictionary ({saved}, "
+                          f"installed: {dictionary_fingerprint()}): its lexicon features will "
+                          "differ; install the jieba version it was trained with", stacklevel=2)
     return Featurizer(vocab, bigrams=bigrams, boundaries=bool(extra.get("word_boundaries")),
                       lexicon=bool(extra.get("lexicon")))
 

@@ -98,6 +98,11 @@ def run_featurizer(run_dir: Path, vocab: CharVocab, cfg: Config, train: Sequence
                       lexicon=cfg.model.lexicon)
 
 
+def lexicon_fingerprint(featurizer: Featurizer) -> str | None:
+    from cner.lexicon import dictionary_fingerprint
+    return dictionary_fingerprint() if featurizer.lexicon else None
+
+
 def train_ner(config: Config | None = None, *, output: str | Path | None = None,
               resume: str | Path | None = None, overwrite: bool = False,
               progress: bool = True) -> tuple[Path, TrainResult]:
@@ -136,7 +141,8 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
                      overlap=cfg.data.overlap,
                      extra={"bigrams": bool(featurizer.bigrams),
                             "word_boundaries": featurizer.boundaries,
-                            "lexicon": featurizer.lexicon})
+                            "lexicon": featurizer.lexicon,
+                            "lexicon_dictionary": lexicon_fingerprint(featurizer)})
     device = resolve_device(cfg.training.device)
     precision = resolve_precision(cfg.training.precision, device)
 
