@@ -40,6 +40,16 @@ def _log_z(scores: dict) -> float:
     return float(torch.logsumexp(torch.tensor(list(scores.values()), dtype=torch.float64), 0))
 
 
+def _enumerated_marginals(scores: dict, n: int, num_tags: int) -> torch.Tensor:
+    """``p(tag_t = y)`` float64 ``(n, num_tags)`` summed over every enumerated path."""
+    log_z = _log_z(scores)
+    expected = torch.zeros(n, num_tags, dtype=torch.float64)
+    for path, s in scores.items():
+        for t, y in enumerate(path):
+            expected[t, y] += math.exp(s - log_z)
+    return expected
+
+
 def _random_constraints(num_tags: int, gen: torch.Generator):
     """Random tables that always allow the path 0 0 ... 0, so every length has a valid path."""
     trans = torch.rand(num_tags, num_tags, generator=gen) < 0.7
@@ -110,12 +120,8 @@ def test_marginals_match_enumeration(seed, num_tags, constrained):
     assert marg.shape == emissions.shape and marg.dtype == torch.float32
     for b, n in enumerate(lengths):
         scores = _paths(crf, emissions[b, :n])
-        log_z = _log_z(scores)
-        expected = torch.zeros(n, num_tags, dtype=torch.float64)
-        for path, s in scores.items():
-            for t, y in enumerate(path):
-                expected[t, y] += math.exp(s - log_z)
-        torch.testing.assert_close(marg[b, :n].double(), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(marg[b, :n].double(), _enumerated_marginals(scores, n, num_tags),
+                                   rtol=1e-4, atol=1e-5)
         assert (marg[b, n:] == 0).all()
     torch.testing.assert_close(marg.sum(2), mask.float())
 
@@ -129,12 +135,8 @@ def test_numpy_decode_with_marginals_matches_enumeration(seed, num_tags, constra
         scores = _paths(crf, emissions[b, :n])
         assert tuple(best[b, :n].tolist()) == max(scores, key=scores.get)
         assert (best[b, n:] == -1).all() and (marg[b, n:] == 0).all()
-        log_z = _log_z(scores)
-        expected = torch.zeros(n, num_tags, dtype=torch.float64)
-        for path, s in scores.items():
-            for t, y in enumerate(path):
-                expected[t, y] += math.exp(s - log_z)
-        torch.testing.assert_close(marg[b, :n].double(), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(marg[b, :n].double(), _enumerated_marginals(scores, n, num_tags),
+                                   rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("scale", [1.0, 30.0, 3000.0])
