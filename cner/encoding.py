@@ -147,7 +147,7 @@ def plan_windows(length: int, *, max_chars: int, overlap: int) -> list[tuple[int
 
     A text that fits gives one window. A longer one gets the fewest windows of at most
     ``max_chars`` that can share at least ``overlap`` characters with their neighbours, all
-    of one size (give or take a character) and evenly spaced: a 130-character text with
+    of one size and evenly spaced (steps differ by one at most): a 130-character text with
     ``max_chars=126`` becomes two windows of 81, not 126 + 126 sharing 122 characters.
     """
     if max_chars < 1:

@@ -129,3 +129,23 @@ def test_model_records_the_dictionary_and_warns_when_it_changed(bilstm_run, tmp_
     (copy / "cner_model.json").write_text(json.dumps(meta), "utf-8")
     with pytest.warns(UserWarning, match="another jieba dictionary"):
         Tagger.load(copy, precision="fp32")
+
+
+def test_unk_dropout_replaces_characters_in_training_only():
+    from cner.models.tagger import TokenTagger
+
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(BiLSTMConfig(vocab_size=50, embedding_size=8, hidden_size=12,
+                                         dropout=0.0))
+    model = TokenTagger(encoder, ["O", "B-PER", "I-PER"], scheme="bio", dropout=0.0,
+                        unk_dropout=1.0, unk_id=1)
+    ids = torch.tensor([[2, 5, 6, 7, 3, 0]])
+    attention = (ids != 0).long()
+    chars = torch.tensor([[True, True, True, False]])
+    all_unk = torch.tensor([[2, 1, 1, 1, 3, 0]])  # [CLS], [SEP] and padding kept
+    model.train()
+    torch.testing.assert_close(model.emissions(ids, attention, chars),
+                               model.emissions(all_unk, attention, chars))
+    model.eval()
+    assert not torch.allclose(model.emissions(ids, attention, chars),
+                              model.emissions(all_unk, attention, chars))
