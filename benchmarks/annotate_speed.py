@@ -51,8 +51,8 @@ import time
 from pathlib import Path
 
 import common  # noqa: F401  (sets the offline environment before transformers loads)
-from common import (SIZES, Interleaver, build_vocab, corpus_path, log, machine_line, median,
-                    model_config, read_texts, table)
+from common import (SIZES, Interleaver, add_variants_option, build_vocab, chosen_variants,
+                    corpus_path, log, machine_line, median, model_config, read_texts, table)
 
 VARIANTS = ("cner_compiled", "cner_bf16", "cner_fp32", "pipeline")
 BF16 = ("cner_compiled", "cner_bf16")
@@ -116,12 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds a job computes before the CPU may go to another")
     parser.add_argument("--probe-share", type=float, default=0.25,
                         help="CPU time of the matmul probe relative to each variant's")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help=f"comma-separated subset of {','.join(VARIANTS)}")
+    add_variants_option(parser, VARIANTS)
     args = parser.parse_args(argv)
-    variants = [v for v in args.variants.split(",") if v]
-    if unknown := set(variants) - set(VARIANTS):
-        parser.error(f"unknown variants {sorted(unknown)}")
+    variants = chosen_variants(parser, args, VARIANTS)
 
     import torch
     from transformers import BertForTokenClassification, BertTokenizerFast, pipeline

@@ -233,3 +233,16 @@ class Interleaver:
 
     def is_active(self, name: str) -> bool:
         return name in self._active
+
+
+def add_variants_option(parser, known: Sequence[str]) -> None:
+    parser.add_argument("--variants", default=",".join(known),
+                        help=f"comma-separated subset of {','.join(known)}")
+
+
+def chosen_variants(parser, args, known: Sequence[str]) -> list[str]:
+    """The ``--variants`` list, in the order given; an unknown name is a parser error."""
+    variants = [v for v in args.variants.split(",") if v]
+    if unknown := set(variants) - set(known):
+        parser.error(f"unknown variants {sorted(unknown)}")
+    return variants

@@ -45,8 +45,8 @@ import warnings
 from pathlib import Path
 
 import common  # noqa: F401  (sets the offline environment before transformers loads)
-from common import (Interleaver, build_vocab, corpus_path, log, machine_line, median,
-                    model_config, read_examples, table)
+from common import (Interleaver, add_variants_option, build_vocab, chosen_variants, corpus_path,
+                    log, machine_line, median, model_config, read_examples, table)
 
 warnings.filterwarnings("ignore", message=".*pin_memory.*")  # Trainer's default, a no-op on CPU
 
@@ -183,12 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cner-precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--quantum", type=float, default=0.5,
                         help="seconds a run computes before the CPU may go to another")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help=f"comma-separated subset of {','.join(VARIANTS)}")
+    add_variants_option(parser, VARIANTS)
     args = parser.parse_args(argv)
-    variants = [v for v in args.variants.split(",") if v]
-    if unknown := set(variants) - set(VARIANTS):
-        parser.error(f"unknown variants {sorted(unknown)}")
+    variants = chosen_variants(parser, args, VARIANTS)
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be at least 1")
     if "trainer" in variants or "tuned" in variants:
