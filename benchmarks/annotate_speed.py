@@ -15,18 +15,19 @@ Variants, on the same texts (the first ``--texts`` MSRA test sentences) and the 
                      aggregation_strategy="simple")`` at its default batch size (1), fp32
 
 Timing. The machine's speed drifts by up to ~3x within seconds, so the variants are not run
-one after the other: in each of ``--rounds`` rounds they run at once in threads, but only one
-computes at a time, and the CPU changes hands before a model forward once the running job
-has had it for ``--quantum`` seconds, going to the job that has used the least CPU time
-relative to its share (`common.Interleaver`); from the second round on the shares are the
-previous round's times, so that the jobs advance in step and finish together. A variant's time is the sum of the spans in which it held the CPU
-(tokenising, batching, decoding and merging included), so each is timed as if alone, over
-the same stretch of wall time. chars/s = characters of the input texts / that time; the
-table shows the median of the rounds, after one untimed warm-up pass over 64 texts.
+one after the other: each runs in its own process (built and warmed up once, untimed), and in
+each of ``--rounds`` rounds they take turns on the CPU, one at a time, ``--quantum`` seconds
+each (`process_interleaver.ProcessInterleaver`: SIGSTOP/SIGCONT); from the second round on the
+turns are weighted by the previous round's times, so that the jobs advance in step and finish
+together. A variant's time is the sum of the spans in which it ran (tokenising, batching,
+decoding and merging included), so each is timed as if alone, in the main thread of its own
+process as a user's ``cner annotate`` runs, over the same stretch of wall time. chars/s =
+characters of the input texts / that time; the table shows the median of the rounds, after
+two untimed warm-up passes over 64 texts.
 
-Compute ceiling: a fourth interleaved job multiplies 2048x2048 bf16 matrices on the same
-threads (for ``--probe-share`` of a variant's CPU time), giving the machine's bf16 FLOP/s
-over the same stretch of time, and
+Compute ceiling: one more interleaved process multiplies 2048x2048 bf16 matrices (for
+``--probe-share`` of a variant's time), giving the machine's bf16 FLOP/s over the same
+stretch of time, and
 
     ceiling chars/s = matmul FLOP/s / F,
     F = layers * (2 * (4*H^2 + 2*H*I) + 4*H*S)        FLOPs per character
@@ -51,8 +52,9 @@ import time
 from pathlib import Path
 
 import common  # noqa: F401  (sets the offline environment before transformers loads)
-from common import (SIZES, Interleaver, add_variants_option, build_vocab, chosen_variants,
+from common import (SIZES, add_variants_option, build_vocab, chosen_variants,
                     corpus_path, log, machine_line, median, model_config, read_texts, table)
+from process_interleaver import ProcessInterleaver
 
 VARIANTS = ("cner_compiled", "cner_bf16", "cner_fp32", "pipeline")
 BF16 = ("cner_compiled", "cner_bf16")
@@ -64,26 +66,48 @@ PIPELINE_TARGET = {"small": 5.0, "base": 3.0}
 CEILING_TARGET = {"base": 0.75}
 
 
-class MatmulProbe:
-    """An interleaved job of 2048x2048 bf16 matmuls that runs while any benchmark job does,
-    for the machine's bf16 FLOP/s over the same stretch of time."""
+def setup_probe(n: int = 2048):
+    """Process job: 2048x2048 bf16 matmuls until told to stop; returns the FLOPs done."""
+    import torch
 
-    def __init__(self, interleaver, jobs, n: int = 2048) -> None:
-        import torch
+    a = torch.randn(n, n).to(torch.bfloat16)
+    b = torch.randn(n, n).to(torch.bfloat16)
+    for _ in range(2):
+        a @ b
 
-        self.interleaver, self.jobs, self.n = interleaver, list(jobs), n
-        self.a = torch.randn(n, n).to(torch.bfloat16)
-        self.b = torch.randn(n, n).to(torch.bfloat16)
-        for _ in range(2):
-            self.a @ self.b
-        self.flops = 0.0
+    def run(stop_requested) -> float:
+        flops = 0.0
+        while not stop_requested():
+            a @ b
+            flops += 2 * n ** 3
+        return flops
+    return {}, run
 
-    def run(self) -> None:
-        self.flops = 0.0
-        while any(self.interleaver.is_active(j) for j in self.jobs):
-            self.a @ self.b
-            self.flops += 2 * self.n ** 3
-            self.interleaver.checkpoint()
+
+def setup_cner(model_dir: str, precision: str, batch_size: int, compile: bool, texts: list[str]):
+    """Process job: ``Tagger.load(...).pipe(texts)``, loaded and warmed up untimed."""
+    from cner.inference import Tagger
+
+    started = time.perf_counter()
+    tagger = Tagger.load(model_dir, precision=precision, batch_size=batch_size, compile=compile)
+    load_s = time.perf_counter() - started
+    for _ in range(2):  # oneDNN primitives, allocator, (compiled) shape guards
+        list(tagger.pipe(texts[:64]))
+    return {"load_s": load_s}, lambda stop_requested: list(tagger.pipe(texts))
+
+
+def setup_pipeline(hf_dir: str, texts: list[str]):
+    """Process job: the Hugging Face token-classification pipeline, simple aggregation."""
+    from transformers import BertForTokenClassification, BertTokenizerFast, pipeline
+
+    model = BertForTokenClassification.from_pretrained(hf_dir).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(hf_dir, do_lower_case=True,
+                                                  model_max_length=512)
+    nlp = pipeline("token-classification", model=model, tokenizer=tokenizer,
+                   aggregation_strategy="simple")
+    for _ in range(2):
+        nlp(texts[:64])
+    return {}, lambda stop_requested: nlp(texts)
 
 
 def flops_per_char(size: str, texts: list[str], max_length: int, overlap: int) -> tuple[float, float]:
@@ -121,9 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = chosen_variants(parser, args, VARIANTS)
 
     import torch
-    from transformers import BertForTokenClassification, BertTokenizerFast, pipeline
+    from transformers import BertForTokenClassification
 
-    from cner.inference import Tagger
     from cner.models.encoders import scratch_encoder
     from cner.models.storage import ModelMeta, save_model_dir
     from cner.models.tagger import TokenTagger
@@ -148,18 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cner-annotate-bench-"))
     model_dir = save_model_dir(model, vocab, meta, tmp / "model")
 
-    runners, hooked = {}, []
-    compile_s = None
+    jobs = {}
     for v in variants:
         if v.startswith("cner"):
-            started = time.perf_counter()
-            tagger = Tagger.load(model_dir, precision="fp32" if v == "cner_fp32" else "bf16",
-                                 batch_size=args.batch_size, compile=v == "cner_compiled")
-            if v == "cner_compiled":
-                compile_s = time.perf_counter() - started
-                log(f"Tagger.load(compile=True) took {compile_s:.1f} s")
-            runners[v] = lambda batch, tagger=tagger: list(tagger.pipe(batch))
-            hooked.append(tagger.predictor.model.encoder)
+            jobs[v] = (setup_cner, dict(model_dir=str(model_dir), batch_size=args.batch_size,
+                                        precision="fp32" if v == "cner_fp32" else "bf16",
+                                        compile=v == "cner_compiled", texts=texts))
     if "pipeline" in variants:
         config = copy.deepcopy(model.encoder.config)
         config.num_labels = len(tags)
@@ -168,55 +185,47 @@ def main(argv: list[str] | None = None) -> int:
         hf_model = BertForTokenClassification(config)
         hf_model.bert.load_state_dict(model.encoder.state_dict())
         hf_model.classifier.load_state_dict(model.classifier.state_dict())
-        hf_model.eval()
-        (tmp / "hf").mkdir()
+        hf_model.save_pretrained(tmp / "hf")  # safetensors
         vocab.save(tmp / "hf" / "vocab.txt")
-        tokenizer = BertTokenizerFast.from_pretrained(str(tmp / "hf"), do_lower_case=True,
-                                                      model_max_length=512)
-        nlp = pipeline("token-classification", model=hf_model, tokenizer=tokenizer,
-                       aggregation_strategy="simple")
-        runners["pipeline"] = lambda batch: nlp(batch)
-        hooked.append(hf_model)
+        jobs["pipeline"] = (setup_pipeline, dict(hf_dir=str(tmp / "hf"), texts=texts))
+        del hf_model
     del model
+    jobs[PROBE] = (setup_probe, {})
 
     flops, mean_len = flops_per_char(args.size, texts, args.max_length, args.overlap)
     log(f"{note}: {len(texts)} texts, {n_chars:,} characters (longest {max(map(len, texts))}); "
         f"vocab {len(vocab)}; size {args.size} {SIZES[args.size]}; {threads} threads; "
         f"F = {flops / 1e6:.2f} MFLOP/char (mean window {mean_len:.1f} positions)")
-    for v in variants:  # untimed: oneDNN primitives, allocator, tokenizer caches
-        runners[v](texts[:64])
-        runners[v](texts[:64])  # twice: a compiled model may recompile once (see README)
-    log("warm-up done")
-
+    log(f"starting {len(jobs)} processes (load, compile, warm-up: untimed)")
     speeds: dict[str, list[float]] = {v: [] for v in variants}
     ceilings: list[float] = []
     fractions: dict[str, list[float]] = {v: [] for v in BF16 if v in variants}
-    outputs = {}
-    interleaver = Interleaver(quantum=args.quantum)
-    for model in hooked:  # the CPU may change hands before any model forward
-        model.register_forward_pre_hook(lambda *_: interleaver.checkpoint())
-    probe = MatmulProbe(interleaver, variants)
-    for r in range(args.rounds):
-        started = time.perf_counter()
-        jobs = {v: (lambda v=v: runners[v](texts)) for v in variants}
-        jobs[PROBE] = probe.run
-        if r == 0:
-            weights = {PROBE: args.probe_share}
-        else:  # the last round's times, so that the jobs finish together
-            weights = {v: interleaver.busy[v] for v in variants}
-            weights[PROBE] = args.probe_share * median(list(weights.values()))
-        outputs = interleaver.run(jobs, weights=weights)
-        peak = probe.flops / interleaver.busy[PROBE]
-        ceilings.append(peak / flops)
-        for v in variants:
-            speeds[v].append(n_chars / interleaver.busy[v])
-            log(f"round {r + 1}/{args.rounds} {v:10s} {speeds[v][-1]:>10,.0f} chars/s "
-                f"({interleaver.busy[v]:.2f} s)")
-        for v in fractions:
-            fractions[v].append(speeds[v][-1] / ceilings[-1])
-        log(f"round {r + 1}/{args.rounds} bf16 matmul {peak / 1e9:,.0f} GFLOP/s "
-            f"({interleaver.busy[PROBE]:.2f} s) -> ceiling {ceilings[-1]:,.0f} chars/s; round "
-            f"took {time.perf_counter() - started:.1f} s")
+    with ProcessInterleaver(jobs, quantum=args.quantum) as interleaver:
+        compile_s = interleaver.info.get("cner_compiled", {}).get("load_s")
+        if compile_s is not None:
+            log(f"Tagger.load(compile=True) took {compile_s:.1f} s")
+        log("warm-up done")
+        busy: dict[str, float] = {}
+        for r in range(args.rounds):
+            started = time.perf_counter()
+            if r == 0:
+                weights = {PROBE: args.probe_share}
+            else:  # the last round's times, so that the jobs finish together
+                weights = {v: busy[v] for v in variants}
+                weights[PROBE] = args.probe_share * median(list(weights.values()))
+            busy, summaries = interleaver.run_round(weights=weights, until_others={PROBE})
+            peak = summaries[PROBE] / busy[PROBE]
+            ceilings.append(peak / flops)
+            for v in variants:
+                speeds[v].append(n_chars / busy[v])
+                log(f"round {r + 1}/{args.rounds} {v:10s} {speeds[v][-1]:>10,.0f} chars/s "
+                    f"({busy[v]:.2f} s)")
+            for v in fractions:
+                fractions[v].append(speeds[v][-1] / ceilings[-1])
+            log(f"round {r + 1}/{args.rounds} bf16 matmul {peak / 1e9:,.0f} GFLOP/s "
+                f"({busy[PROBE]:.2f} s) -> ceiling {ceilings[-1]:,.0f} chars/s; round "
+                f"took {time.perf_counter() - started:.1f} s")
+        outputs = {v: interleaver.result(v) for v in variants}
 
     med = {v: median(speeds[v]) for v in variants}
     rows = []
@@ -255,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"text[start:end]")
 
     print(f"annotate_speed --size {args.size}: {note}; {len(texts)} texts, {n_chars:,} "
-          f"characters; {args.rounds} rounds, variants and matmul probe interleaved (quantum "
-          f"{args.quantum} s)")
+          f"characters; {args.rounds} rounds, variants and matmul probe each in its own "
+          f"process, interleaved (quantum {args.quantum} s)")
     print(machine_line())
     print(f"compute ceiling: bf16 2048x2048 matmul {median(ceilings) * flops / 1e9:,.0f} GFLOP/s "
           f"(median of rounds, {threads} threads, interleaved with the variants) / F {flops / 1e6:.2f} MFLOP/char "
