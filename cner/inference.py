@@ -76,13 +76,18 @@ def plan_batches(widths: Sequence[int], *, max_rows: int, max_positions: int,
     return batches[::-1]
 
 
-def batch_overhead_positions(model) -> float:
-    """A model call's fixed cost in positions: ~2 GFLOP over the encoder's FLOPs per position
-    (2 x its parameters outside the embeddings); 8 to 512."""
+def encoder_flops_per_position(model) -> float:
+    """Matrix-product FLOPs of the encoder per position, without attention: 2 x its
+    parameters outside the embeddings (bert-base: ~170 M)."""
     encoder = getattr(model, "encoder", model)
     named = encoder.named_parameters() if isinstance(encoder, torch.nn.Module) else ()
-    params = sum(p.numel() for name, p in named if "embedding" not in name)
-    return float(min(512, max(8, 2e9 / max(1, 2 * params))))
+    return 2.0 * sum(p.numel() for name, p in named if "embedding" not in name)
+
+
+def batch_overhead_positions(model) -> float:
+    """A model call's fixed cost in positions: ~2 GFLOP over the encoder's FLOPs per
+    position; 8 to 512."""
+    return float(min(512, max(8, 2e9 / max(1.0, encoder_flops_per_position(model)))))
 
 
 class Predictor:
@@ -207,22 +212,27 @@ class Tagger:
         tagger = cls(predictor, meta)
         tagger.precision = precision
         if compile:
-            tagger._compile()
+            tagger.compile()
         return tagger
 
-    def _compile(self) -> None:
+    def compile(self) -> Tagger:
+        """Compile the encoder with TorchInductor, in place (`cner.models.compile`); a
+        failure is a `ModelError` and leaves the tagger as it was. Returns the tagger."""
         from cner.errors import ModelError
         from cner.models.compile import compile_encoder
 
-        compile_encoder(self.predictor.model)
+        restore = compile_encoder(self.predictor.model)
         self.predictor.compiled = True
         try:  # compile now, so that a failure is one clear error rather than a later crash
             self.predictor.tag_texts(["北京欢迎你", "上海"])
         except Exception as exc:  # TorchInductor raises many types (compiler missing, ...)
+            restore()
+            self.predictor.compiled = False
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"compiling the model failed ({first[:200]}); run without "
                              "--compile (TorchInductor needs a working C++ compiler on CPU)"
                              ) from None
+        return self
 
     @property
     def labels(self) -> list[str]:

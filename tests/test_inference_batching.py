@@ -95,3 +95,38 @@ def test_compile_failure_is_one_clear_error(tiny_model, monkeypatch):
                                        str(tiny_model), "--compile"])
     assert result.exit_code == 2 and "run without --compile" in result.output
     assert "Traceback" not in result.output
+
+
+def test_auto_compile_depends_on_input_size_and_model(tiny_model):
+    from cner.annotate import AUTO_COMPILE_MIN_FLOPS, worth_compiling
+    from cner.inference import encoder_flops_per_position
+
+    tagger = Tagger.load(tiny_model, precision="bf16")
+    per_char = encoder_flops_per_position(tagger.predictor.model)
+    assert per_char > 0
+    enough = int(3 * AUTO_COMPILE_MIN_FLOPS / per_char) + 3
+    assert worth_compiling(tagger, enough) and not worth_compiling(tagger, enough // 2)
+    tagger.predictor.compiled = True  # already compiled: nothing to do
+    assert not worth_compiling(tagger, enough)
+
+
+def test_auto_compile_failure_only_warns(tiny_model, monkeypatch, tmp_path):
+    import cner.annotate
+
+    def broken(fn, **_):
+        def run(*args, **kwargs):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+        return run
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(cner.annotate, "AUTO_COMPILE_MIN_FLOPS", 1.0)  # any input is large
+    out = tmp_path / "news.csv"
+    runner = CliRunner()
+    result = runner.invoke(main, ["annotate", str(SAMPLE / "news.txt"), "-m", str(tiny_model),
+                                  "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "compiling the model for this large input" in result.output
+    assert "annotating uncompiled" in result.output and out.read_text().startswith("doc_id,")
+    plain = runner.invoke(main, ["annotate", str(SAMPLE / "news.txt"), "-m", str(tiny_model),
+                                 "--no-compile"])
+    assert plain.exit_code == 0 and "compiling" not in plain.output
+    assert plain.output.startswith("doc_id,start,end,label,text,score")
