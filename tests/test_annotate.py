@@ -78,11 +78,15 @@ class StubModel:
     def __init__(self, vocab: CharVocab) -> None:
         self.b_id, self.i_ids = vocab.char_id("张"), [vocab.char_id(c) for c in "伟明"]
 
-    def predict(self, input_ids, attention_mask, char_mask, **features):
+    def emissions(self, input_ids, attention_mask, char_mask, **features):
         chars = input_ids[:, 1:1 + char_mask.size(1)]
         best = torch.zeros_like(chars)
         best[torch.isin(chars, torch.tensor(self.i_ids))] = 2
         best[chars == self.b_id] = 1
+        return torch.nn.functional.one_hot(best, 3).float()  # shape: (B, L, 3)
+
+    def decode_emissions(self, scores, char_mask):
+        best = scores.argmax(-1)
         probs = torch.full((*best.shape, 3), 0.05).scatter(-1, best.unsqueeze(-1), 0.9)
         return best.masked_fill(~char_mask, -1), probs * char_mask.unsqueeze(-1)
 

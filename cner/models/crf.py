@@ -294,65 +294,74 @@ class CRF(nn.Module):
         if emissions.device.type != "cpu":
             return self.decode(emissions, mask), self.marginals(emissions, mask)
         start, trans, end = (x.detach().double().numpy() for x in self._scores())
-        em = emissions.detach().double().numpy()  # shape: (B, L, T)
-        keep = mask.numpy()[:, :, None]  # shape: (B, L, 1)
-        best = _viterbi_numpy(em, keep, start, trans, end)
+        lengths = mask.sum(1).numpy()
+        order = np.argsort(-lengths, kind="stable")  # longest first: running rows are a prefix
+        em = emissions.detach().double().numpy()[order]  # shape: (B, L, T)
+        best, probs = np.empty(em.shape[:2], dtype=np.int64), np.empty_like(em)
+        best[order] = _viterbi_numpy(em, lengths[order], start, trans, end)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-            probs = _marginals_numpy(em, keep, start, trans, end)
+            probs[order] = _marginals_numpy(em, lengths[order], start, trans, end)
         if not np.isfinite(probs).all():
             probs = self.marginals(emissions, mask).numpy()
         return torch.from_numpy(best), torch.from_numpy(probs.astype(np.float32))
 
 
-def _viterbi_numpy(em: np.ndarray, keep: np.ndarray, start: np.ndarray, trans: np.ndarray,
+def _running_rows(lengths: np.ndarray, seq_len: int) -> np.ndarray:
+    """Per position ``t``, how many rows are longer than ``t`` (rows sorted longest first, so
+    those are the first ones): the loops below touch only them, never padding."""
+    return (lengths[None, :] > np.arange(seq_len + 1)[:, None]).sum(1)  # shape: (L + 1,)
+
+
+def _viterbi_numpy(em: np.ndarray, lengths: np.ndarray, start: np.ndarray, trans: np.ndarray,
                    end: np.ndarray) -> np.ndarray:
-    """`CRF._viterbi` on float64 arrays: ``em`` (B, L, T), ``keep`` bool (B, L, 1)."""
+    """`CRF._viterbi` on float64 arrays: ``em`` (B, L, T) with rows sorted by decreasing
+    ``lengths`` (B,). Returns long (B, L), -1 on padding."""
     batch, seq_len, num_tags = em.shape
-    score = start + em[:, 0]  # shape: (B, T)
-    identity = np.broadcast_to(np.arange(num_tags), (batch, num_tags))
-    back = np.empty((seq_len, batch, num_tags), dtype=np.int64)
+    running = _running_rows(lengths, seq_len)
+    score = start + em[:, 0]  # shape: (B, T); a finished row keeps its final score
+    back = np.zeros((seq_len, batch, num_tags), dtype=np.int64)
     for t in range(1, seq_len):
-        cand = score[:, :, None] + trans  # shape: (B, T, T) [b, from, to]
-        prev = cand.argmax(1)  # shape: (B, T)
-        best = np.take_along_axis(cand, prev[:, None, :], 1)[:, 0]  # shape: (B, T)
-        score = np.where(keep[:, t], best + em[:, t], score)
-        back[t] = np.where(keep[:, t], prev, identity)  # padding points each tag to itself
-    rows = np.arange(batch)
-    path = np.empty((batch, seq_len), dtype=np.int64)
-    tag = (score + end).argmax(1)  # shape: (B,)
-    path[:, -1] = tag
-    for t in range(seq_len - 1, 0, -1):
-        tag = back[t][rows, tag]
-        path[:, t - 1] = tag
-    path[~keep[:, :, 0]] = -1
+        n = running[t]
+        cand = score[:n, :, None] + trans  # shape: (n, T, T) [b, from, to]
+        back[t, :n] = cand.argmax(1)
+        score[:n] = cand.max(1) + em[:n, t]  # max: cheaper than gathering at the argmax
+    path = np.full((batch, seq_len), -1, dtype=np.int64)
+    tag = (score + end).argmax(1)  # shape: (B,); each row's tag at its last position
+    for t in range(seq_len - 1, -1, -1):
+        n = running[t]
+        path[:n, t] = tag[:n]
+        if t:
+            tag[:n] = back[t, np.arange(n), tag[:n]]
     return path
 
 
-def _marginals_numpy(em: np.ndarray, keep: np.ndarray, start: np.ndarray, trans: np.ndarray,
+def _marginals_numpy(em: np.ndarray, lengths: np.ndarray, start: np.ndarray, trans: np.ndarray,
                      end: np.ndarray) -> np.ndarray:
-    """`CRF._marginals` in probability space; rows of scaled alphas/betas sum to 1."""
+    """`CRF._marginals` in probability space (rows of scaled alphas/betas sum to 1), on rows
+    sorted by decreasing ``lengths``; 0 on padding, NaN where a row underflowed."""
     batch, seq_len, num_tags = em.shape
+    running = _running_rows(lengths, seq_len)
     weights = np.exp(trans)  # shape: (T, T); forbidden transitions are exactly 0
     emit = np.exp(em - em.max(2, keepdims=True))  # shape: (B, L, T), max 1 per position
-    alphas = np.empty_like(em)
+    alphas = np.zeros_like(em)
     alpha = np.exp(start - start.max()) * emit[:, 0]  # shape: (B, T)
     alpha /= alpha.sum(1, keepdims=True)
     alphas[:, 0] = alpha
     for t in range(1, seq_len):
-        nxt = (alpha @ weights) * emit[:, t]
-        nxt /= nxt.sum(1, keepdims=True)
-        alpha = np.where(keep[:, t], nxt, alpha)
-        alphas[:, t] = alpha
-    end_weights = np.broadcast_to(np.exp(end - end.max()), (batch, num_tags))
-    betas = np.empty_like(em)
-    beta = end_weights / end_weights.sum(1, keepdims=True)
-    betas[:, -1] = beta
-    for t in range(seq_len - 2, -1, -1):
-        nxt = (emit[:, t + 1] * beta) @ weights.T
-        nxt /= nxt.sum(1, keepdims=True)
-        # Where t+1 is padding, t is the last real position: only the end score follows.
-        beta = np.where(keep[:, t + 1], nxt, end_weights)
-        betas[:, t] = beta
+        n = running[t]
+        nxt = (alpha[:n] @ weights) * emit[:n, t]
+        alpha[:n] = nxt / nxt.sum(1, keepdims=True)
+        alphas[:n, t] = alpha[:n]
+    end_weights = np.exp(end - end.max())
+    beta = np.tile(end_weights / end_weights.sum(), (batch, 1))  # at each row's last position
+    betas = np.zeros_like(em)
+    for t in range(seq_len - 1, -1, -1):
+        m = running[t + 1]  # rows that go on after t take their beta from t + 1
+        if m:
+            nxt = (emit[:m, t + 1] * beta[:m]) @ weights.T
+            beta[:m] = nxt / nxt.sum(1, keepdims=True)
+        betas[:running[t], t] = beta[:running[t]]
     probs = alphas * betas
-    probs /= probs.sum(2, keepdims=True)
-    return probs * keep
+    total = probs.sum(2, keepdims=True)
+    padding = np.arange(seq_len)[None, :, None] >= lengths[:, None, None]
+    return probs / np.where(padding, 1.0, total)

@@ -99,7 +99,15 @@ class TokenTagger(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Best tag ids ``(B, L)`` (-1 on padding) and, optionally, marginal probabilities
         ``(B, L, T)`` of every tag at every character."""
-        scores = self.emissions(input_ids, attention_mask, char_mask, **features).float()
+        scores = self.emissions(input_ids, attention_mask, char_mask, **features)
+        return self.decode_emissions(scores, char_mask, with_marginals=with_marginals)
+
+    @torch.inference_mode()
+    def decode_emissions(self, scores: torch.Tensor, char_mask: torch.Tensor, *,
+                         with_marginals: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`predict` from `emissions`' output: ``scores`` float (any precision) ``(B, L, T)``,
+        ``char_mask`` bool ``(B, L)``; the CRF runs in float32."""
+        scores = scores.float()
         if not with_marginals:
             return self.crf.decode(scores, char_mask), None
         if self.head == "crf":
