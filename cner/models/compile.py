@@ -1,7 +1,7 @@
 """Optional TorchInductor compilation of a loaded encoder, for long annotation jobs.
 
-Measured on 2 CPU cores (bf16, MSRA test sentences): compiling takes ~15 s for the small
-shape and ~30 s for bert-base, then annotation runs 1.1-1.4x faster (README, benchmarks).
+Measured on 2 CPU cores (bf16, MSRA test sentences): compiling takes ~18 s for the small
+shape and ~40 s for bert-base, then annotation runs 1.15-1.25x faster (README, benchmarks).
 """
 from __future__ import annotations
 
