@@ -236,7 +236,18 @@ class Tagger:
         tagger.precision = precision
         if compile:
             tagger.compile()
+        else:
+            tagger._pack()
         return tagger
+
+    def _pack(self) -> None:
+        """Uncompiled bf16 on CPU: pre-packed linear weights (`cner.models.packing`)."""
+        from cner.models.packing import pack_linear_layers
+
+        encoder = getattr(self.predictor.model, "encoder", None)
+        if (getattr(self, "precision", None) == "bf16" and self.predictor.device.type == "cpu"
+                and encoder is not None):
+            self._unpack = pack_linear_layers(encoder)
 
     def compile(self) -> Tagger:
         """Compile the encoder with TorchInductor, in place (`cner.models.compile`); a
@@ -244,6 +255,8 @@ class Tagger:
         from cner.errors import ModelError
         from cner.models.compile import compile_encoder
 
+        getattr(self, "_unpack", lambda: None)()  # TorchInductor packs the weights itself
+        self._unpack = lambda: None
         restore = compile_encoder(self.predictor.model)
         self.predictor.compiled = True
         try:  # compile now, so that a failure is one clear error rather than a later crash
@@ -251,6 +264,7 @@ class Tagger:
         except Exception as exc:  # TorchInductor raises many types (compiler missing, ...)
             restore()
             self.predictor.compiled = False
+            self._pack()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"compiling the model failed ({first[:200]}); run without "
                              "--compile (TorchInductor needs a working C++ compiler on CPU)"

@@ -130,3 +130,42 @@ def test_auto_compile_failure_only_warns(tiny_model, monkeypatch, tmp_path):
                                  "--no-compile"])
     assert plain.exit_code == 0 and "compiling" not in plain.output
     assert plain.output.startswith("doc_id,start,end,label,text,score")
+
+
+def _packed_layers(tagger) -> int:
+    return sum("forward" in vars(m) for m in tagger.predictor.model.encoder.modules()
+               if isinstance(m, torch.nn.Linear))
+
+
+def test_packed_bf16_linears_find_the_same_entities_and_give_way_to_compile(tiny_model):
+    texts = [ex.text for ex in read_corpus(SAMPLE / "test.conll").examples]
+    packed = Tagger.load(tiny_model, precision="bf16")
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this PyTorch build has no oneDNN")
+    assert _packed_layers(packed) > 0
+    assert _packed_layers(Tagger.load(tiny_model, precision="fp32")) == 0
+    plain = Tagger.load(tiny_model, precision="bf16")
+    plain._unpack()
+    assert _packed_layers(plain) == 0
+    spans = lambda ents: [(e.start, e.end, e.label) for e in ents]  # noqa: E731
+    a = [spans(x) for x in plain.pipe(texts)]
+    b = [spans(x) for x in packed.pipe(texts)]
+    assert sum(x == y for x, y in zip(a, b)) >= len(texts) - 1  # bf16 kernels may differ
+    packed.compile()
+    assert _packed_layers(packed) == 0 and packed.predictor.compiled
+
+
+def test_packing_falls_back_when_the_onednn_ops_fail(tiny_model, monkeypatch):
+    from cner.models.packing import pack_linear_layers
+
+    reference = Tagger.load(tiny_model, precision="bf16")
+    reference._unpack()  # plain F.linear
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no such kernel")
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", broken)
+    tagger = Tagger.load(tiny_model, precision="bf16")
+    assert _packed_layers(tagger) == 0
+    pack_linear_layers(tagger.predictor.model.encoder)()  # nothing packed, nothing to undo
+    texts = [ex.text for ex in read_corpus(SAMPLE / "test.conll").examples]
+    assert list(tagger.pipe(texts)) == list(reference.pipe(texts))
