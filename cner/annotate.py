@@ -36,12 +36,13 @@ from cner.writers import FORMATS, format_from_suffix, make_writer
 STATE_VERSION = 1
 _ERRORS = ("strict", "replace")
 # ``compile=None`` (auto) compiles a transformer encoder on CPU for inputs whose encoder work
-# is at least this many FLOPs: ~5 minutes of uncompiled bf16 annotation on 2 cores, against a
-# one-off compile of 15-60 s and compiled runs measured 1.15-1.25x faster (README). Input
-# characters are estimated as bytes / 3 (UTF-8 Chinese): bert-base compiles from ~1.3 MB of
-# text on, the 256-wide small shape from ~35 MB. Decided from the input sizes alone, so that
-# a resumed job runs the same engine as the one it continues.
-AUTO_COMPILE_MIN_FLOPS = 75e12
+# is at least this many FLOPs: ~20 minutes of uncompiled bf16 annotation on 2 cores. Compiling
+# costs 15-60 s once and was measured 1.07x (bert-base) to 1.18x (small shape) faster than the
+# uncompiled engine with packed weights (README), so it pays back about twice over there.
+# Input characters are estimated as bytes / 3 (UTF-8 Chinese): bert-base compiles from ~5 MB
+# of text on, the 256-wide small shape from ~140 MB. Decided from the input sizes alone, so
+# that a resumed job runs the same engine as the one it continues.
+AUTO_COMPILE_MIN_FLOPS = 300e12
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 

@@ -246,8 +246,8 @@ def evaluate_command(model_dir, data, fmt, json_out, batch_size):
                                       "a bf16 CPU), else fp32.")
 @click.option("--compile/--no-compile", "compile_model", default=None,
               help="Compile the encoder with TorchInductor first (15-60 s on CPU), then "
-                   "annotate ~1.2x faster.  [default: compile a transformer on CPU when the "
-                   "input files are large enough to pay it back, e.g. 1.3 MB for bert-base]")
+                   "annotate 1.05-1.2x faster.  [default: compile a transformer on CPU when "
+                   "the input files are large enough to pay it back, e.g. 5 MB for bert-base]")
 def annotate_command(inputs, model_dir, output, fmt, batch_size, text_column, id_column, errors,
                      resume, device, precision, compile_model):
     """Find the entities in each document of INPUT... (.txt: one document per line; .jsonl;
