@@ -213,7 +213,9 @@ class Tagger:
         ``precision``: ``auto`` (bf16 where the CPU or GPU supports it), ``bf16``, ``fp16``
         (GPU) or ``fp32``. Half precision casts the weights once rather than per call; the
         CRF always decodes in float32. ``compile``: compile the encoder with TorchInductor
-        (`cner.models.compile`): seconds to a minute at load, faster on large inputs.
+        (`cner.models.compile`): seconds to a minute at load, faster on large inputs. Else,
+        in bf16 on CPU, the encoder's linear layers run on oneDNN-packed copies of their
+        weights (`cner.models.packing`; one more copy of those weights in memory).
         """
         from cner.devices import resolve_device, resolve_precision
         from cner.models.storage import load_tagger_dir
