@@ -110,6 +110,7 @@ class ProcessInterleaver:
             self._stop(name)
             self.conns[name].send("run")  # waits in the pipe until the child runs again
         busy = {n: 0.0 for n in names}
+        self.spans = {n: [] for n in names}
         summaries: dict = {}
         active = set(names)
         while active - until_others:
@@ -119,7 +120,8 @@ class ProcessInterleaver:
             finished = self.conns[name].poll(self.quantum)
             if not finished:
                 self._stop(name)
-            busy[name] += time.perf_counter() - started
+            self.spans[name].append((started, time.perf_counter()))
+            busy[name] += self.spans[name][-1][1] - started
             if finished:
                 summaries[name] = self._receive(name, "done")
                 active.discard(name)  # it now waits in recv(), using no CPU
@@ -128,8 +130,16 @@ class ProcessInterleaver:
             self._cont(name)
             started = time.perf_counter()
             summaries[name] = self._receive(name, "done")
-            busy[name] += time.perf_counter() - started
+            self.spans[name].append((started, time.perf_counter()))
+            busy[name] += self.spans[name][-1][1] - started
         return busy, summaries
+
+    def busy_between(self, name: str, start: float, end: float) -> float:
+        """Seconds that ``name`` ran, in the last round, between two ``time.perf_counter()``
+        readings taken in any process (Linux: one monotonic clock for all): a job can time a
+        stretch of its work, such as the steps after a warm-up, by reporting when it began and
+        ended."""
+        return sum(max(0.0, min(end, b) - max(start, a)) for a, b in self.spans[name])
 
     def result(self, name: str):
         """The output of ``name``'s last run (pickled across)."""

@@ -15,12 +15,15 @@ same length mix and differ only in how they batch it.
                 a CPU-only machine also needs ``use_cpu=True``)
 
 Timing. The machine's speed drifts by up to ~3x within seconds, so whole runs timed one after
-the other are not comparable. In each round the three runs therefore go on at once in
-threads, but only one computes at a time: a global optimizer-step hook hands the CPU to the
-run that has taken the fewest steps once the current one has run for ``--quantum`` seconds
-(`common.Interleaver`), so the runs advance step for step and finish together. Each run's
-time is the sum of the spans in which it held the CPU, so every variant is timed as if
-alone, over the same stretch of wall time.
+the other are not comparable. In each round every run is a fresh process, built untimed, and
+the runs take turns on the CPU, one at a time, ``--quantum`` seconds each
+(`process_interleaver.ProcessInterleaver`, SIGSTOP/SIGCONT; from round 2 on the turns are in
+proportion to the previous round's times, so the runs advance together). Each run records the
+time after every optimizer step; its time for a stretch of steps is the CPU turns it had in
+between, so every variant is timed as if alone, in the main thread of its own process, over
+the same stretch of wall time. (Threads were used before the fourth session; GNU OpenMP slows
+every thread's parallel regions once a process holds more OpenMP threads than CPUs:
+benchmarks/README.md.)
 chars/s = real characters (not padding, not [CLS]/[SEP], counted by a forward pre-hook) of
 ``--steps`` steps after ``--warmup`` warm-up steps / their time; model construction, batching
 set-up, warm-up and cner's end-of-run checkpoint are excluded. The table shows the median of
@@ -36,7 +39,6 @@ import argparse
 import contextlib
 import copy
 import functools
-import gc
 import inspect
 import sys
 import tempfile
@@ -45,8 +47,9 @@ import warnings
 from pathlib import Path
 
 import common  # noqa: F401  (sets the offline environment before transformers loads)
-from common import (Interleaver, add_variants_option, build_vocab, chosen_variants, corpus_path,
-                    log, machine_line, median, model_config, read_examples, table)
+from common import (add_variants_option, build_vocab, chosen_variants, corpus_path, log,
+                    machine_line, median, model_config, read_examples, table)
+from process_interleaver import ProcessInterleaver
 
 warnings.filterwarnings("ignore", message=".*pin_memory.*")  # Trainer's default, a no-op on CPU
 
@@ -157,13 +160,69 @@ def prepare_trainer(dataset, bert_config, tags, pad_id, args, tuned: bool, out_d
     return trainer.train, forwards
 
 
-def measure(segments: list[float], forwards: list[tuple[int, int]], warmup: int,
-            steps: int) -> dict:
-    """chars/s over the timed steps; ``segments[k]`` is the CPU time of step ``k + 1``."""
-    if len(forwards) != warmup + steps or len(segments) != warmup + steps + 1:
+def prepare_data(args) -> dict:
+    """Everything every variant trains on, built the same way in every process."""
+    from cner.config import Config
+    from cner.models.encoders import scratch_encoder
+    from cner.schemes import label_set
+    from cner.training import resolve_device, resolve_precision
+
+    path, note = corpus_path("train")
+    # Exactly one epoch of (warm-up + timed steps) x batch windows: every variant trains on the
+    # same set of windows once, so the length mix is the same and only the batching differs.
+    needed = (args.warmup + args.steps) * args.batch_size
+    examples = read_examples(path, needed)  # a sentence gives at least one window
+    cfg = Config()
+    cfg.data.max_length = args.max_length
+    cfg.model = model_config(args.size)
+    vocab = build_vocab((ex.text for ex in examples), args.size)
+    tags = label_set(sorted({s.label for ex in examples for s in ex.spans}), "bio")
+    windows, featurizer = encode_windows(examples, vocab, tags, cfg)
+    if len(windows) < needed:  # the sample corpus: repeat it
+        windows = windows * (needed // len(windows) + 1)
+    windows = windows[:needed]
+    dataset = [{"input_ids": window_ids(w), "labels": [-100, *labs, -100]} for w, labs in windows]
+    bert_config = scratch_encoder(cfg.model, vocab, max_positions=max(512, args.max_length)).config
+    precision = resolve_precision(args.cner_precision, resolve_device("auto"))
+    return {"note": note, "examples": examples, "vocab": vocab, "tags": tags, "windows": windows,
+            "featurizer": featurizer, "dataset": dataset, "bert_config": bert_config,
+            "precision": precision, "cfg": cfg}
+
+
+def setup_variant(variant: str, args: argparse.Namespace, out_dir: str):
+    """Process job: one variant's training run, built untimed; its run returns the
+    ``perf_counter`` readings at its start and after every optimizer step, and its forwards."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    data = prepare_data(args)
+    if variant == "cner":
+        job, forwards = prepare_cner(data["windows"], data["vocab"], data["featurizer"],
+                                     data["tags"], args, data["cfg"].model, Path(out_dir))
+    else:
+        job, forwards = prepare_trainer(data["dataset"], data["bert_config"], data["tags"],
+                                        data["vocab"].pad_id, args, variant == "tuned",
+                                        Path(out_dir))
+    stamps: list[float] = []
+    register_optimizer_step_post_hook(lambda opt, a, kw: stamps.append(time.perf_counter()))
+
+    def run(stop_requested):
+        stamps.clear()
+        forwards.clear()
+        stamps.append(time.perf_counter())
+        with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its final log
+            job()
+        return stamps[:], forwards[:]
+    return {}, run
+
+
+def measure(stamps: list[float], forwards: list[tuple[int, int]], warmup: int, steps: int,
+            busy_between) -> dict:
+    """chars/s over the timed steps. ``stamps``: the run's start, then the end of every
+    optimizer step (``perf_counter``); ``busy_between(a, b)``: the run's CPU turns in between."""
+    if len(forwards) != warmup + steps or len(stamps) != warmup + steps + 1:
         raise RuntimeError(f"expected {warmup + steps} steps and forwards, saw "
-                           f"{len(segments) - 1} steps and {len(forwards)} forwards")
-    seconds = sum(segments[warmup:warmup + steps])
+                           f"{len(stamps) - 1} steps and {len(forwards)} forwards")
+    seconds = busy_between(stamps[warmup], stamps[warmup + steps])
     timed = forwards[warmup:warmup + steps]
     chars = sum(c for c, _ in timed)
     return {"chars_s": chars / seconds, "ms_step": 1000 * seconds / steps,
@@ -195,30 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("Hugging Face Trainer needs accelerate: pip install 'accelerate>=1.1.0'")
 
     import torch
-    from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    from cner.config import Config
-    from cner.models.encoders import scratch_encoder
-    from cner.schemes import label_set
-    from cner.training import resolve_device, resolve_precision
-
-    path, note = corpus_path("train")
-    # Exactly one epoch of (warm-up + timed steps) x batch windows: every variant trains on the
-    # same set of windows once, so the length mix is the same and only the batching differs.
-    needed = (args.warmup + args.steps) * args.batch_size
-    examples = read_examples(path, needed)  # a sentence gives at least one window
-    cfg = Config()
-    cfg.data.max_length = args.max_length
-    cfg.model = model_config(args.size)
-    vocab = build_vocab((ex.text for ex in examples), args.size)
-    tags = label_set(sorted({s.label for ex in examples for s in ex.spans}), "bio")
-    windows, featurizer = encode_windows(examples, vocab, tags, cfg)
-    if len(windows) < needed:  # the sample corpus: repeat it
-        windows = windows * (needed // len(windows) + 1)
-    windows = windows[:needed]
-    dataset = [{"input_ids": window_ids(w), "labels": [-100, *labs, -100]} for w, labs in windows]
-    bert_config = scratch_encoder(cfg.model, vocab, max_positions=max(512, args.max_length)).config
-    precision = resolve_precision(args.cner_precision, resolve_device("auto"))
+    data = prepare_data(args)
+    note, examples, vocab, windows = (data[k] for k in ("note", "examples", "vocab", "windows"))
+    tags, bert_config, precision = data["tags"], data["bert_config"], data["precision"]
     log(f"{note}: first {len(examples)} sentences -> {len(windows)} windows of <= {args.max_length} "
         f"positions, {sum(len(l) for _, l in windows):,} characters; vocab {len(vocab)}, "
         f"tags {len(tags)}")
@@ -229,33 +268,24 @@ def main(argv: list[str] | None = None) -> int:
         f"{precision}; torch threads {torch.get_num_threads()}")
 
     results: dict[str, list[dict]] = {v: [] for v in variants}
-    interleaver = Interleaver(quantum=args.quantum)
+    busy: dict[str, float] = {}
     for r in range(args.rounds):
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="cner-train-bench-") as tmp:
-            jobs, forwards = {}, {}
-            for v in variants:
-                out = Path(tmp) / v
-                if v == "cner":
-                    jobs[v], forwards[v] = prepare_cner(windows, vocab, featurizer, tags, args,
-                                                        cfg.model, out)
-                else:
-                    jobs[v], forwards[v] = prepare_trainer(dataset, bert_config, tags,
-                                                           vocab.pad_id, args, v == "tuned", out)
-            hook = register_optimizer_step_post_hook(
-                lambda opt, a, kw: interleaver.checkpoint())
-            try:
-                with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its final log
-                    interleaver.run(jobs, totals={v: args.warmup + args.steps for v in jobs})
-            finally:
-                hook.remove()
-            for v in variants:
-                res = measure(interleaver.segments[v], forwards[v], args.warmup, args.steps)
-                results[v].append(res)
-                log(f"round {r + 1}/{args.rounds} {v:8s} {res['chars_s']:>10,.0f} chars/s  "
-                    f"{res['ms_step']:7.1f} ms/step  {100 * res['real']:5.1f}% real positions")
-            del jobs, forwards
-        gc.collect()
+            # fresh processes every round: every run starts from a new model
+            jobs = {v: (setup_variant, dict(variant=v, args=args, out_dir=str(Path(tmp) / v)))
+                    for v in variants}
+            with ProcessInterleaver(jobs, quantum=args.quantum) as interleaver:
+                # round 1: equal turns; later rounds: turns in proportion to the last round's
+                # times, so that the runs advance together
+                busy, _ = interleaver.run_round(weights=busy or None)
+                for v in variants:
+                    stamps, forwards = interleaver.result(v)
+                    res = measure(stamps, forwards, args.warmup, args.steps,
+                                  functools.partial(interleaver.busy_between, v))
+                    results[v].append(res)
+                    log(f"round {r + 1}/{args.rounds} {v:8s} {res['chars_s']:>10,.0f} chars/s  "
+                        f"{res['ms_step']:7.1f} ms/step  {100 * res['real']:5.1f}% real positions")
         log(f"round {r + 1}/{args.rounds} took {time.perf_counter() - started:.1f} s")
 
     med = {v: median([x["chars_s"] for x in results[v]]) for v in variants}
@@ -274,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{100 * median([x['real'] for x in runs]):.0f}%", ratio, target, verdict])
     print(f"train_speed --size {args.size}: {note}; {len(windows)} windows; batch "
           f"{args.batch_size}, max_length {args.max_length}, {args.warmup} warm-up + "
-          f"{args.steps} timed steps; {args.rounds} rounds, runs interleaved step by step "
-          f"(quantum {args.quantum} s); cner precision {precision}")
+          f"{args.steps} timed steps; {args.rounds} rounds, each run in its own process, "
+          f"interleaved (quantum {args.quantum} s); cner precision {precision}")
     print(machine_line())
     print(table(["variant", "chars/s (median)", "per round", "ms/step", "real/positions",
                  "cner / this", "target", "result"], rows))

@@ -16,10 +16,10 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SIGSTOP/SIGCONT
 def setup_spin(seconds: float):
     """A job of fixed work: ``seconds`` of CPU time, then the list of its own CPU times."""
     def run(stop_requested):
-        start = time.process_time()
+        wall, start = time.perf_counter(), time.process_time()
         while time.process_time() - start < seconds:
             pass
-        return [start, time.process_time()]
+        return [start, time.process_time(), wall, time.perf_counter()]
     return {"pid_ready": True}, run
 
 
@@ -51,6 +51,11 @@ def test_jobs_take_turns_and_are_timed_as_if_alone():
             cpu = interleaver.result(name)
             assert cpu[1] - cpu[0] >= seconds
             assert seconds * 0.97 <= busy[name] < seconds + 1.0
+            # the child's own clock readings bracket all of its running time
+            assert interleaver.busy_between(name, cpu[2], cpu[3]) == pytest.approx(
+                busy[name], abs=0.02)
+            half = interleaver.busy_between(name, cpu[2], (cpu[2] + cpu[3]) / 2)
+            assert 0 < half < busy[name]
         assert busy["probe"] > 0.02 and sum(busy.values()) <= wall
         busy2, _ = interleaver.run_round(until_others={"probe"})  # a second round works too
         assert busy2["a"] >= 0.4 * 0.97
