@@ -1,7 +1,7 @@
 """Interleaved timing of jobs that each run alone in their own process (Linux).
 
-Why processes and not threads (`common.Interleaver`): GNU OpenMP, which PyTorch's CPU build
-uses, keeps one team of worker threads per thread that has run a parallel region. Once a
+Why processes and not threads (the earlier `common.Interleaver`): GNU OpenMP, which PyTorch's
+CPU build uses, keeps one team of worker threads per thread that has run a parallel region. Once a
 process holds more OpenMP threads than CPUs, every team stops spin-waiting between parallel
 regions and sleeps instead, so each region pays a wake-up. Measured on 2 cores: TorchInductor's
 fused LayerNorm + GELU kernels ran ~10% slower in the main thread while another thread's idle
