@@ -90,15 +90,23 @@ def setup_probe(n: int = 2048):
     return {}, run
 
 
-def setup_cner(model_dir: str, precision: str, batch_size: int, compile: bool, texts: list[str]):
-    """Process job: ``Tagger.load(...).pipe(texts)``, loaded and warmed up untimed."""
+def _warm_tagger(model_dir: str, precision: str, batch_size: int, compile: bool,
+                 texts: list[str]):
+    """``(Tagger, load seconds)``, warmed up on the first 64 texts twice (oneDNN primitives,
+    allocator, compiled shape guards)."""
     from cner.inference import Tagger
 
     started = time.perf_counter()
     tagger = Tagger.load(model_dir, precision=precision, batch_size=batch_size, compile=compile)
     load_s = time.perf_counter() - started
-    for _ in range(2):  # oneDNN primitives, allocator, (compiled) shape guards
+    for _ in range(2):
         list(tagger.pipe(texts[:64]))
+    return tagger, load_s
+
+
+def setup_cner(model_dir: str, precision: str, batch_size: int, compile: bool, texts: list[str]):
+    """Process job: ``Tagger.load(...).pipe(texts)``, loaded and warmed up untimed."""
+    tagger, load_s = _warm_tagger(model_dir, precision, batch_size, compile, texts)
     return {"load_s": load_s}, lambda stop_requested: list(tagger.pipe(texts))
 
 
@@ -107,13 +115,10 @@ def setup_annotate(model_dir: str, batch_size: int, texts: list[str], workdir: s
     after loading (`annotate_files`: read the file, tag, write the CSV atomically with its
     resume state), with the compiled tagger loaded and warmed up untimed."""
     from cner.annotate import annotate_files
-    from cner.inference import Tagger
 
     source, output = Path(workdir) / "texts.txt", Path(workdir) / "out.csv"
     source.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
-    tagger = Tagger.load(model_dir, precision="bf16", batch_size=batch_size, compile=True)
-    for _ in range(2):
-        list(tagger.pipe(texts[:64]))
+    tagger, _ = _warm_tagger(model_dir, "bf16", batch_size, True, texts)
 
     def run(stop_requested) -> str:
         annotate_files([str(source)], tagger, output=output, progress=False)

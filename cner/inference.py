@@ -10,7 +10,7 @@ probability (forward-backward) of the tag each character was given.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,6 +205,8 @@ class Tagger:
     def __init__(self, predictor: Predictor, meta) -> None:
         self.predictor = predictor
         self.meta = meta
+        self.precision: str | None = None  # set by `load`
+        self._unpack: Callable[[], None] = lambda: None  # undoes `_pack`
 
     @classmethod
     def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64,
@@ -248,8 +250,7 @@ class Tagger:
         from cner.models.packing import pack_linear_layers
 
         encoder = getattr(self.predictor.model, "encoder", None)
-        if (getattr(self, "precision", None) == "bf16" and self.predictor.device.type == "cpu"
-                and encoder is not None):
+        if self.precision == "bf16" and self.predictor.device.type == "cpu" and encoder is not None:
             self._unpack = pack_linear_layers(encoder)
 
     def compile(self) -> Tagger:
@@ -258,7 +259,7 @@ class Tagger:
         from cner.errors import ModelError
         from cner.models.compile import compile_encoder
 
-        getattr(self, "_unpack", lambda: None)()  # TorchInductor packs the weights itself
+        self._unpack()  # TorchInductor packs the weights itself
         self._unpack = lambda: None
         restore = compile_encoder(self.predictor.model)
         self.predictor.compiled = True
