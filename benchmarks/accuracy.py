@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cner.config import load_config  # noqa: E402
-from cner.evaluation import format_scores  # noqa: E402
+from cner.metrics import format_scores  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
 
 BASELINE_F1 = 88.81  # Zhang & Yang 2018, Lattice LSTM paper, char BiLSTM-CRF baseline on MSRA

@@ -94,7 +94,7 @@ def _warm_tagger(model_dir: str, precision: str, batch_size: int, compile: bool,
                  texts: list[str]):
     """``(Tagger, load seconds)``, warmed up on the first 64 texts twice (oneDNN primitives,
     allocator, compiled shape guards)."""
-    from cner.inference import Tagger
+    from cner.inference.tagger import Tagger
 
     started = time.perf_counter()
     tagger = Tagger.load(model_dir, precision=precision, batch_size=batch_size, compile=compile)
@@ -114,7 +114,7 @@ def setup_annotate(model_dir: str, batch_size: int, texts: list[str], workdir: s
     """Process job: what ``cner annotate texts.txt --model DIR -o out.csv --compile`` runs
     after loading (`annotate_files`: read the file, tag, write the CSV atomically with its
     resume state), with the compiled tagger loaded and warmed up untimed."""
-    from cner.annotate import annotate_files
+    from cner.inference.annotate import annotate_files
 
     source, output = Path(workdir) / "texts.txt", Path(workdir) / "out.csv"
     source.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
@@ -142,7 +142,7 @@ def setup_pipeline(hf_dir: str, texts: list[str]):
 
 def flops_per_char(size: str, texts: list[str], max_length: int, overlap: int) -> tuple[float, float]:
     """``(F, S)``: matmul FLOPs per character and the character-weighted mean window length."""
-    from cner.encoding import plan_windows
+    from cner.encoding.windows import plan_windows
 
     hidden, layers, _, inter = SIZES[size]
     weighted = chars = 0
@@ -179,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as transformers_logging
 
     from cner.models.encoders import scratch_encoder
-    from cner.models.storage import ModelMeta, save_model_dir
+    from cner.models.modeldir import ModelMeta, save_model_dir
     from cner.models.tagger import TokenTagger
     from cner.schemes import label_set
-    from cner.training import seed_everything
+    from cner.training.loop import seed_everything
 
     test_path, note = corpus_path("test")
     train_path, _ = corpus_path("train")

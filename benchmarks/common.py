@@ -76,7 +76,7 @@ def build_vocab(texts, size: str):
     """A `CharVocab` of the characters in ``texts`` as ``cner train`` builds it (lower-case and
     half-width look-up); for ``base`` padded with ``[unusedN]`` tokens to 21,128 entries so
     the config has bert-base-chinese's vocabulary size."""
-    from cner.encoding import CharVocab
+    from cner.encoding.vocab import CharVocab
 
     vocab = CharVocab.build(texts, lowercase=True, halfwidth=True)
     if size == "base" and len(vocab) < BASE_VOCAB:

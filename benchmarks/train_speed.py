@@ -7,7 +7,7 @@ of the first MSRA training sentences, encoded with cner's CharVocab and cut to
 same length mix and differ only in how they batch it.
 
   (a) cner      ``cner.training.train_loop`` with a CRF ``TokenTagger`` (precision ``auto``,
-                bf16 on a CPU with bf16 support), batches from ``cner.tasks.ner.make_batches``
+                bf16 on a CPU with bf16 support), batches from ``cner.tasks.ner.ner_train_batches``
   (b) trainer   ``Trainer`` + ``BertForTokenClassification`` at its defaults (fp32, random
                 sampler), each batch padded to its longest window by a minimal collator
   (c) tuned     the same with ``bf16=True`` and length grouping (``group_by_length=True``;
@@ -61,15 +61,12 @@ TARGETS = {"trainer": 1.5, "tuned": 1.0}
 
 
 def encode_windows(examples, vocab, tags, cfg):
-    """``(windows, featurizer)`` from ``cner.tasks.ner.encode_corpus``, whichever signature this
-    checkout has: ``(examples, vocab, ...)`` or ``(examples, featurizer, ...)``."""
+    """``(windows, featurizer)`` from ``cner.tasks.ner.encode_corpus``."""
+    from cner.encoding.features import Featurizer
     from cner.tasks.ner import encode_corpus
 
-    featurizer = None
-    if list(inspect.signature(encode_corpus).parameters)[1] == "featurizer":
-        from cner.encoding import Featurizer
-        featurizer = Featurizer(vocab)
-    return encode_corpus(examples, featurizer or vocab, tags, cfg), featurizer
+    featurizer = Featurizer(vocab)
+    return encode_corpus(examples, featurizer, tags, cfg), featurizer
 
 
 def window_ids(window) -> list[int]:
@@ -90,22 +87,19 @@ def prepare_cner(windows, vocab, featurizer, tags, args, model_cfg, run_dir: Pat
     from cner.config import TrainingConfig
     from cner.models.encoders import scratch_encoder
     from cner.models.tagger import TokenTagger
-    from cner.tasks.ner import make_batches
-    from cner.training import seed_everything, train_loop
+    from cner.tasks.ner import ner_train_batches
+    from cner.training.loop import seed_everything, train_loop
 
     seed_everything(42)
     model = TokenTagger(scratch_encoder(model_cfg, vocab, max_positions=max(512, args.max_length)),
                         tags, scheme="bio", head="crf", dropout=model_cfg.dropout)
     cfg = TrainingConfig(max_steps=args.warmup + args.steps, batch_size=args.batch_size,
                          precision=args.cner_precision, early_stopping_patience=None, seed=42)
-    # cner.tasks.ner's batching, whichever signature this checkout has (pad_id or featurizer)
-    params = inspect.signature(make_batches).parameters
-    extra = {"featurizer": featurizer} if "featurizer" in params else {"pad_id": vocab.pad_id}
 
     @functools.lru_cache(maxsize=2)
     def epoch_batches(epoch: int):
-        return make_batches(windows, batch_size=args.batch_size, seed=cfg.seed, epoch=epoch,
-                            **extra)
+        return ner_train_batches(windows, batch_size=args.batch_size, seed=cfg.seed,
+                                 epoch=epoch, featurizer=featurizer)
 
     forwards = count_forwards(model, lambda kw: (int(kw["char_mask"].sum()),
                                                  kw["input_ids"].numel()))
@@ -165,7 +159,7 @@ def prepare_data(args) -> dict:
     from cner.config import Config
     from cner.models.encoders import scratch_encoder
     from cner.schemes import label_set
-    from cner.training import resolve_device, resolve_precision
+    from cner.runtime.devices import resolve_device, resolve_precision
 
     path, note = corpus_path("train")
     # Exactly one epoch of (warm-up + timed steps) x batch windows: every variant trains on the

@@ -11,15 +11,17 @@ from cner.schemes import Span
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Tagger": ("cner.inference", "Tagger"),
-    "Entity": ("cner.inference", "Entity"),
+    "Tagger": ("cner.inference.tagger", "Tagger"),
+    "Entity": ("cner.inference.predictor", "Entity"),
+    "Classifier": ("cner.inference.classifier", "Classifier"),
+    "annotate_files": ("cner.inference.annotate", "annotate_files"),
     "train_ner": ("cner.tasks.ner", "train_ner"),
     "evaluate_ner": ("cner.tasks.ner", "evaluate_ner"),
     "load_config": ("cner.config", "load_config"),
 }
 
-__all__ = ["CnerError", "Corpus", "Entity", "Example", "InputError", "Span", "Tagger",
-           "evaluate_ner", "load_config", "read_corpus", "train_ner"]
+__all__ = ["Classifier", "CnerError", "Corpus", "Entity", "Example", "InputError", "Span",
+           "Tagger", "annotate_files", "evaluate_ner", "load_config", "read_corpus", "train_ner"]
 
 
 def __getattr__(name: str):

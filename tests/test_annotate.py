@@ -19,15 +19,19 @@ from hypothesis import strategies as st
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from cner.annotate import Document, annotate_files, read_documents  # noqa: E402
+from cner.inference.annotate import Document, annotate_files, read_documents  # noqa: E402
 from cner.cli import main  # noqa: E402
 from cner.config import load_config  # noqa: E402
 from cner.data.formats import read_corpus  # noqa: E402
-from cner.encoding import CharVocab, plan_windows, window_owners  # noqa: E402
+from cner.encoding.features import Featurizer  # noqa: E402
+from cner.encoding.vocab import CharVocab  # noqa: E402
+from cner.encoding.windows import plan_windows, window_owners  # noqa: E402
 from cner.errors import CnerError, InputError  # noqa: E402
-from cner.inference import Entity, Predictor, Tagger  # noqa: E402
+from cner.inference.predictor import Entity, Predictor  # noqa: E402
+from cner.inference.tagger import Tagger  # noqa: E402
+from cner.runtime.engine import Engine  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
-from cner.writers import HEADER, write_annotations  # noqa: E402
+from cner.inference.writers import HEADER, write_annotations  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpora" / "sample"
@@ -65,7 +69,7 @@ def tagger(model_dir) -> Tagger:
 def predictor_like(tagger: Tagger, **changes) -> Predictor:
     p = tagger.predictor
     kwargs = {"max_length": p.max_chars + 2, "overlap": p.overlap, "batch_size": p.batch_size}
-    return Predictor(p.model, p.featurizer, **{**kwargs, **changes})
+    return Predictor(p.engine, p.featurizer, **{**kwargs, **changes})
 
 
 class StubModel:
@@ -95,7 +99,8 @@ STUB_VOCAB = CharVocab.build(["张伟明在北京工作。"])
 
 
 def stub_tagger(max_length: int = 128, overlap: int = 32, batch_size: int = 64) -> Tagger:
-    return Tagger(Predictor(StubModel(STUB_VOCAB), STUB_VOCAB, max_length=max_length,
+    engine = Engine(StubModel(STUB_VOCAB), torch.device("cpu"), "fp32", inference_only=True)
+    return Tagger(Predictor(engine, Featurizer(STUB_VOCAB), max_length=max_length,
                             overlap=overlap, batch_size=batch_size), None)
 
 

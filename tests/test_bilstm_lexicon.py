@@ -13,8 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cner.config import load_config  # noqa: E402
 from cner.data.formats import read_corpus  # noqa: E402
-from cner.inference import Tagger  # noqa: E402
-from cner.lexicon import CATEGORIES, N_BITS, lexicon_bits  # noqa: E402
+from cner.inference.tagger import Tagger  # noqa: E402
+from cner.encoding.lexicon import CATEGORIES, N_BITS, lexicon_bits  # noqa: E402
 from cner.models.bilstm import BiLSTMConfig, BiLSTMEncoder  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
 
@@ -118,7 +118,7 @@ def test_model_records_the_dictionary_and_warns_when_it_changed(bilstm_run, tmp_
     import json
     import shutil
 
-    from cner.lexicon import dictionary_fingerprint
+    from cner.encoding.lexicon import dictionary_fingerprint
 
     run_dir, _, _ = bilstm_run
     meta = json.loads((run_dir / "model" / "cner_model.json").read_text("utf-8"))

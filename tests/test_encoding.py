@@ -5,24 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cner.encoding import (
-    CLS,
-    PAD,
-    SEP,
-    SPACE,
-    SPECIAL_TOKENS,
-    UNK,
-    CharVocab,
-    char_encode,
-    decode_spans,
-    encode_example,
-    merge_window_tags,
-    normalize_char,
-    plan_windows,
-    window_owners,
-)
+from cner.config import load_config
+from cner.data.example import Example
+from cner.encoding.features import Featurizer
+from cner.encoding.vocab import CLS, PAD, SEP, SPACE, SPECIAL_TOKENS, UNK, CharVocab, normalize_char
+from cner.encoding.windows import merge_windows, plan_windows, window_owners
 from cner.errors import ModelError
-from cner.schemes import SCHEMES, Span, label_set, spans_to_tags
+from cner.schemes import SCHEMES, Span, label_set, spans_to_tags, tags_to_spans
+from cner.tasks.ner import encode_corpus
 
 # Arbitrary Unicode: astral-plane characters, whitespace runs, control characters, combining
 # marks; hypothesis's text() already covers all planes, the sampled pieces make runs likely.
@@ -141,7 +131,8 @@ def test_property_one_id_per_character(text, lowercase, halfwidth):
     # a vocabulary built from the text itself knows every non-space character of it
     own = CharVocab.build([text], lowercase=lowercase, halfwidth=halfwidth)
     assert all(i != own.unk_id for c, i in zip(text, own.encode(text)) if not c.isspace())
-    assert char_encode(text, own) == [own.cls_id, *own.encode(text), own.sep_id]
+    window = Featurizer(own).window(Featurizer(own).features(text), 0, len(text))
+    assert window["input_ids"] == [own.cls_id, *own.encode(text), own.sep_id]
 
 
 # --------------------------------------------------------------------------------------
@@ -190,66 +181,55 @@ def test_property_windows_cover_and_owners_partition(length, max_chars, data):
 @settings(max_examples=300, deadline=None)
 @given(text_with_spans(), st.integers(6, 20), st.sampled_from(SCHEMES), st.data())
 def test_property_windows_round_trip_spans(data_text, max_length, scheme, data):
+    """The code that runs: training windows (`encode_corpus`), then the inference merge
+    (`merge_windows`) and lenient decoding (`tags_to_spans`, as `Predictor.entities`)."""
     text, spans = data_text
     overlap = data.draw(st.integers(0, max_length - 3))
-    vocab = CharVocab.build([text])
+    cfg = load_config(None, [f"data.max_length={max_length}", f"data.overlap={overlap}",
+                             f"model.tag_scheme={scheme}"])
+    featurizer = Featurizer(CharVocab.build([text]))
     tags = label_set(LABELS, scheme)
-    tag_to_id = {t: i for i, t in enumerate(tags)}
-    windows = encode_example(text, vocab, spans=spans, tag_to_id=tag_to_id, scheme=scheme,
-                             max_length=max_length, overlap=overlap)
-    ids = vocab.encode(text)
+    windows = encode_corpus([Example(text, tuple(spans))], featurizer, tags, cfg)
+    if not text:
+        assert windows == []
+        return
+    planned = plan_windows(len(text), max_chars=max_length - 2, overlap=overlap)
+    assert len(windows) == len(planned)
+    ids = featurizer.vocab.encode(text)
     gold = spans_to_tags(spans, len(text), scheme=scheme)
     covered = set()
-    for w in windows:
-        assert len(w.input_ids) == w.end - w.start + 2 <= max_length
-        assert w.input_ids[0] == vocab.cls_id and w.input_ids[-1] == vocab.sep_id
-        assert w.input_ids[1:-1] == ids[w.start:w.end]
-        assert len(w.label_ids) == w.end - w.start      # one label per character
-        assert [tags[i] for i in w.label_ids] == gold[w.start:w.end]
-        covered.update(range(w.start, w.end))
+    for (inputs, labels), (start, end) in zip(windows, planned):
+        assert len(inputs["input_ids"]) == end - start + 2 <= max_length
+        assert inputs["input_ids"] == [featurizer.vocab.cls_id, *ids[start:end],
+                                       featurizer.vocab.sep_id]
+        assert [tags[i] for i in labels] == gold[start:end]  # one label per character
+        # spans decoded inside one window lie within a gold span (a window may cut an
+        # entity); every gold span inside the window comes back whole
+        local = [Span(x.start + start, x.end + start, x.label) for x in
+                 tags_to_spans([tags[i] for i in labels], scheme=scheme, mode="lenient")]
+        for x in local:
+            assert any(g.start <= x.start and x.end <= g.end and g.label == x.label
+                       for g in spans)
+        assert {g for g in spans if start <= g.start and g.end <= end} <= set(local)
+        covered.update(range(start, end))
     assert covered == set(range(len(text)))
-    assert [(w.start, w.end) for w in windows] == plan_windows(
-        len(text), max_chars=max_length - 2, overlap=overlap)
-
-    window_tags = [[tags[i] for i in w.label_ids] for w in windows]
-    for w, wt in zip(windows, window_tags):
-        # spans decoded inside one window are in text offsets, and each lies within a gold span
-        # (a window may cut an entity); every gold span inside the window comes back whole
-        local = decode_spans(wt, scheme=scheme, offset=w.start)
-        for s in local:
-            assert any(g.start <= s.start and s.end <= g.end and g.label == s.label for g in spans)
-        inside = [g for g in spans if w.start <= g.start and g.end <= w.end]
-        assert set(inside) <= set(local)
-    merged = merge_window_tags([(w.start, w.end) for w in windows], window_tags)
+    merged = merge_windows(planned, [[tags[i] for i in labels] for _, labels in windows])
     assert merged == gold
-    decoded = decode_spans(merged, scheme=scheme)
-    assert decoded == spans
-    assert [text[s.start:s.end] for s in decoded] == [text[g.start:g.end] for g in spans]
-
-
-def test_encode_example_without_labels_and_errors():
-    vocab = CharVocab.build(["abcdef"])
-    (w,) = encode_example("abc", vocab)
-    assert w.label_ids is None and (w.start, w.end) == (0, 3)
-    with pytest.raises(ValueError, match="tag_to_id"):
-        encode_example("abc", vocab, spans=[Span(0, 1, "X")])
-
-
-def test_decode_spans_offsets_and_repairs():
-    assert decode_spans(["O", "I-PER", "I-PER"], offset=10) == [Span(11, 13, "PER")]
-    assert decode_spans(["S-LOC", "B-PER", "E-PER"], scheme="bioes", offset=3) == [
-        Span(3, 4, "LOC"), Span(4, 6, "PER")]
+    decoded = tags_to_spans(merged, scheme=scheme, mode="lenient")
+    assert decoded == spans and spans == sorted(spans, key=lambda x: x.start)
+    assert [text[x.start:x.end] for x in decoded] == [text[g.start:g.end] for g in spans]
 
 
 def test_merge_uses_the_owning_window():
     windows = [(0, 4), (2, 6)]  # owners: [0, 3) and [3, 6)
-    merged = merge_window_tags(windows, [["a0", "a1", "a2", "a3"], ["b2", "b3", "b4", "b5"]])
+    merged = merge_windows(windows, [["a0", "a1", "a2", "a3"], ["b2", "b3", "b4", "b5"]])
     assert merged == ["a0", "a1", "a2", "b3", "b4", "b5"]
 
 
 def test_astral_characters_are_one_position():
-    vocab = CharVocab.build(["𠀀😀"])
+    featurizer = Featurizer(CharVocab.build(["𠀀😀"]))
     text = "😀𠀀a"
-    (w,) = encode_example(text, vocab, spans=[Span(1, 2, "X")], tag_to_id={"O": 0, "B-X": 1,
-                                                                             "I-X": 2})
-    assert len(w.input_ids) == 5 and w.label_ids == [0, 1, 0]
+    cfg = load_config(None, ["data.max_length=16", "data.overlap=2"])
+    ((inputs, labels),) = encode_corpus([Example(text, (Span(1, 2, "X"),))], featurizer,
+                                        ["O", "B-X", "I-X"], cfg)
+    assert len(inputs["input_ids"]) == 5 and labels == [0, 1, 0]

@@ -17,7 +17,8 @@ from cner.cli import main  # noqa: E402
 from cner.config import load_config  # noqa: E402
 from cner.data.formats import read_corpus  # noqa: E402
 from cner.errors import ModelError  # noqa: E402
-from cner.inference import Tagger, plan_batches  # noqa: E402
+from cner.inference.tagger import Tagger  # noqa: E402
+from cner.encoding.batching import plan_batches  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def test_compiled_tagger_finds_the_same_entities(tiny_model):
     texts += ["北京", "张伟在北京大学工作。" * 30]  # one short text alone, one windowed text
     eager = Tagger.load(tiny_model, precision="bf16")
     compiled = Tagger.load(tiny_model, precision="bf16", compile=True)
-    assert compiled.predictor.compiled
+    assert compiled.engine.compiled
     spans = lambda ents: [(e.start, e.end, e.label) for e in ents]  # noqa: E731
     a = [spans(x) for x in eager.pipe(texts)]
     b = [spans(x) for x in compiled.pipe(texts)]
@@ -98,27 +99,27 @@ def test_compile_failure_is_one_clear_error(tiny_model, monkeypatch):
 
 
 def test_auto_compile_depends_on_input_size_and_model(tiny_model):
-    from cner.annotate import AUTO_COMPILE_MIN_FLOPS, worth_compiling
-    from cner.inference import encoder_flops_per_position
+    from cner.inference.annotate import AUTO_COMPILE_MIN_FLOPS, worth_compiling
+    from cner.runtime.engine import encoder_flops_per_position
 
     tagger = Tagger.load(tiny_model, precision="bf16")
     per_char = encoder_flops_per_position(tagger.predictor.model)
     assert per_char > 0
     enough = int(3 * AUTO_COMPILE_MIN_FLOPS / per_char) + 3
     assert worth_compiling(tagger, enough) and not worth_compiling(tagger, enough // 2)
-    tagger.predictor.compiled = True  # already compiled: nothing to do
+    tagger.engine.compiled = True  # already compiled: nothing to do
     assert not worth_compiling(tagger, enough)
 
 
 def test_auto_compile_failure_only_warns(tiny_model, monkeypatch, tmp_path):
-    import cner.annotate
+    import cner.inference.annotate
 
     def broken(fn, **_):
         def run(*args, **kwargs):
             raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
         return run
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setattr(cner.annotate, "AUTO_COMPILE_MIN_FLOPS", 1.0)  # any input is large
+    monkeypatch.setattr(cner.inference.annotate, "AUTO_COMPILE_MIN_FLOPS", 1.0)  # any input is large
     out = tmp_path / "news.csv"
     runner = CliRunner()
     result = runner.invoke(main, ["annotate", str(SAMPLE / "news.txt"), "-m", str(tiny_model),
@@ -145,21 +146,21 @@ def test_packed_bf16_linears_find_the_same_entities_and_give_way_to_compile(tiny
     assert _packed_layers(packed) > 0
     assert _packed_layers(Tagger.load(tiny_model, precision="fp32")) == 0
     plain = Tagger.load(tiny_model, precision="bf16")
-    plain._unpack()
+    plain.engine.unpack()
     assert _packed_layers(plain) == 0
     spans = lambda ents: [(e.start, e.end, e.label) for e in ents]  # noqa: E731
     a = [spans(x) for x in plain.pipe(texts)]
     b = [spans(x) for x in packed.pipe(texts)]
     assert sum(x == y for x, y in zip(a, b)) >= len(texts) - 1  # bf16 kernels may differ
     packed.compile()
-    assert _packed_layers(packed) == 0 and packed.predictor.compiled
+    assert _packed_layers(packed) == 0 and packed.engine.compiled
 
 
 def test_packing_falls_back_when_the_onednn_ops_fail(tiny_model, monkeypatch):
-    from cner.models.packing import pack_linear_layers
+    from cner.runtime.packing import pack_linear_layers
 
     reference = Tagger.load(tiny_model, precision="bf16")
-    reference._unpack()  # plain F.linear
+    reference.engine.unpack()  # plain F.linear
 
     def broken(*args, **kwargs):
         raise RuntimeError("no such kernel")

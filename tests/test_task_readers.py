@@ -13,11 +13,9 @@ from collections import Counter
 import pytest
 
 from cner.errors import CnerError, ConfigError, InputError
-from cner.evaluation import (classification_scores, format_classification_scores,
-                             multilabel_scores, regression_scores)
-from cner.tasks.classification_data import (ClassificationExample, iter_delimited_rows,
-                                            read_classification_file)
-from cner.tasks.registry import KINDS, TASKS, get_task, load_split, seeded_split, task_scores
+from cner.metrics import classification_scores, format_classification_scores, multilabel_scores, regression_scores
+from cner.data.classification import ClassificationExample, iter_delimited_rows, read_classification_file
+from cner.data.task_registry import KINDS, TASKS, get_task, load_split, seeded_split, task_scores
 
 BOM = "\ufeff"
 

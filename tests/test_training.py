@@ -19,8 +19,10 @@ from cner.cli import main  # noqa: E402
 from cner.config import load_config  # noqa: E402
 from cner.data.formats import read_corpus  # noqa: E402
 from cner.errors import ConfigError, ModelError  # noqa: E402
-from cner.inference import Predictor, Tagger  # noqa: E402
-from cner.models.storage import load_tagger_dir  # noqa: E402
+from cner.inference.predictor import Predictor  # noqa: E402
+from cner.inference.tagger import Tagger  # noqa: E402
+from cner.models.modeldir import load_tagger_dir  # noqa: E402
+from cner.runtime.engine import prepare_engine  # noqa: E402
 from cner.schemes import find_invalid  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
 
@@ -67,8 +69,8 @@ def test_save_load_gives_identical_predictions(overfit_run, ten_sentences):
     model, vocab, meta = load_tagger_dir(run_dir / "model")
     again, _, _ = load_tagger_dir(run_dir / "model")
     texts = [ex.text for ex in read_corpus(ten_sentences).examples] + ["北京，ABC 123 😀"]
-    first = Predictor(model, vocab, max_length=meta.max_length, overlap=meta.overlap)
-    second = Predictor(again, vocab, max_length=meta.max_length, overlap=meta.overlap)
+    first = Predictor(prepare_engine(model, precision='fp32'), vocab, max_length=meta.max_length, overlap=meta.overlap)
+    second = Predictor(prepare_engine(again, precision='fp32'), vocab, max_length=meta.max_length, overlap=meta.overlap)
     assert first.tag_texts(texts) == second.tag_texts(texts)
     # The saved model reproduces the perfect fit, so the loaded weights are the trained ones.
     tagger = Tagger.load(run_dir / "model")
@@ -81,7 +83,7 @@ def test_save_load_gives_identical_predictions(overfit_run, ten_sentences):
 def test_decoding_never_emits_invalid_transitions(overfit_run):
     run_dir, _ = overfit_run
     model, vocab, meta = load_tagger_dir(run_dir / "model")
-    predictor = Predictor(model, vocab, max_length=meta.max_length, overlap=meta.overlap)
+    predictor = Predictor(prepare_engine(model, precision='fp32'), vocab, max_length=meta.max_length, overlap=meta.overlap)
     noise = ["".join(chr(0x4E00 + (i * 37 + k * 101) % 20000) for k in range(40)) for i in range(20)]
     for tags, _ in predictor.tag_texts(noise):
         assert find_invalid(tags, meta.scheme) == []
@@ -94,7 +96,7 @@ def test_softmax_head_trains_and_decodes_valid_sequences(tmp_path, ten_sentences
     assert result.best_metrics["f1"] > 0.8
     model, vocab, meta = load_tagger_dir(run_dir / "model")
     assert meta.head == "softmax"
-    for tags, _ in Predictor(model, vocab, max_length=32, overlap=8).tag_texts(["张伟在北京工作" * 9]):
+    for tags, _ in Predictor(prepare_engine(model, precision='fp32'), vocab, max_length=32, overlap=8).tag_texts(["张伟在北京工作" * 9]):
         assert find_invalid(tags, "bio") == []
 
 
@@ -203,7 +205,7 @@ def test_every_shipped_config_loads_and_names_its_data(path):
     cfg = load_config(path)
     assert cfg.name == path.stem
     if cfg.classify.task:
-        from cner.tasks.registry import get_task
+        from cner.data.task_registry import get_task
         get_task(cfg.classify.task)
     else:
         assert cfg.data.train
@@ -212,7 +214,7 @@ def test_every_shipped_config_loads_and_names_its_data(path):
 
 
 def test_linear_schedule_follows_steps_or_the_time_budget():
-    from cner.training import linear_schedule
+    from cner.training.loop import linear_schedule
 
     by_steps = linear_schedule(1000, 100)
     assert by_steps(0) == pytest.approx(0.01) and by_steps(99) == pytest.approx(1.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from cner.config import DataConfig, ModelConfig
-from cner.encoding import CharVocab
+from cner.encoding.vocab import CharVocab
 from cner.errors import ModelError
 
 SCRATCH = "scratch"
@@ -67,7 +67,7 @@ def pretrained_vocab(name: str, data: DataConfig) -> CharVocab:
 def pretrained_encoder(name: str) -> nn.Module:
     from transformers import AutoModel
 
-    from cner.models.storage import drop_pooler
+    from cner.models.modeldir import drop_pooler
 
     try:
         return drop_pooler(AutoModel.from_pretrained(name, use_safetensors=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cner.lexicon import N_BITS
+from cner.encoding.lexicon import N_BITS
 from cner.models.crf import CRF, transition_constraints
 
 HEADS = ("crf", "softmax")
@@ -39,7 +39,7 @@ class TokenTagger(nn.Module):
         width = encoder.get_input_embeddings().embedding_dim
         self.bigram_embeddings = nn.Embedding(n_bigrams, width, padding_idx=0) if n_bigrams else None
         self.boundary_embeddings = nn.Embedding(5, width, padding_idx=0) if boundaries else None
-        # Lexicon bits (cner.lexicon): a multi-hot vector, projected like a bag of embeddings.
+        # Lexicon bits (cner.encoding.lexicon): a multi-hot vector, projected like a bag of embeddings.
         self.lexicon_projection = nn.Linear(N_BITS, width, bias=False) if lexicon else None
         self.register_buffer("_bit_values", 2 ** torch.arange(N_BITS), persistent=False)
         start, trans, end = transition_constraints(self.tags, scheme)

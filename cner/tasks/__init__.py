@@ -1,1 +1,2 @@
-"""Task pipelines built on the shared training loop (NER; sentiment and GLUE to follow)."""
+"""Tasks on the shared machinery: NER (`ner`) and sentence / pair classification
+(`classification`): their data, models, training and evaluation."""

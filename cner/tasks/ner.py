@@ -11,18 +11,22 @@ import torch
 from cner.config import Config
 from cner.data.example import Example
 from cner.data.formats import read_corpus
-from cner.encoding import CharVocab, Featurizer, plan_windows
+from cner.encoding.batching import bucketed_batches, collate_inputs
+from cner.encoding.features import Featurizer
+from cner.encoding.vocab import CharVocab
+from cner.encoding.windows import plan_windows
 from cner.errors import InputError
-from cner.evaluation import entity_scores
-from cner.inference import Predictor, collate_inputs
-from cner.models.storage import ModelMeta, load_tagger_dir, save_model_dir
-from cner.schemes import check_scheme, flatten_spans, label_set, spans_to_tags
-from cner.tasks.runs import open_run, run_encoder
-from cner.devices import resolve_device, resolve_precision
-from cner.training import TrainResult, train_loop
+from cner.inference.predictor import Predictor
+from cner.inference.tagger import Tagger
+from cner.metrics import entity_scores
+from cner.models.modeldir import ModelMeta, save_model_dir
+from cner.runtime.engine import prepare_engine
+from cner.schemes import Span, check_scheme, flatten_spans, label_set, spans_to_tags
+from cner.training.loop import TrainResult, train_loop
+from cner.training.runs import open_run, run_encoder
 
 
-def load_split(path: str | None, cfg: Config) -> list[Example]:
+def read_ner_split(path: str | None, cfg: Config) -> list[Example]:
     if path is None:
         return []
     return read_corpus(path, format=cfg.data.format, scheme=cfg.data.scheme).examples
@@ -55,22 +59,14 @@ def encode_corpus(examples: Sequence[Example], featurizer: Featurizer, tags: lis
     return windows
 
 
-def make_batches(windows: Sequence[tuple[dict[str, list[int]], list[int]]], *, batch_size: int,
-                 seed: int, epoch: int, featurizer: Featurizer) -> list[dict]:
-    """Length-bucketed batches: shuffle, sort within pools of 50 batches, shuffle the batches.
-
-    Deterministic for a given ``(seed, epoch)``, which is what makes resume exact.
-    """
-    rng = random.Random(seed * 100_003 + epoch)
-    order = list(range(len(windows)))
-    rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
-    for first in range(0, len(order), pool):
-        chunk = sorted(order[first:first + pool], key=lambda k: len(windows[k][1]))
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return [collate_train([windows[k] for k in b], featurizer) for b in batches]
+def ner_train_batches(windows: Sequence[tuple[dict[str, list[int]], list[int]]], *,
+                      batch_size: int, seed: int, epoch: int, featurizer: Featurizer
+                      ) -> list[dict]:
+    """The epoch's collated training batches (`bucketed_batches`: deterministic per
+    ``(seed, epoch)``, which is what makes resume exact)."""
+    order = bucketed_batches([len(labels) for _, labels in windows], batch_size=batch_size,
+                             seed=seed, epoch=epoch)
+    return [collate_train([windows[k] for k in batch], featurizer) for batch in order]
 
 
 def collate_train(items: Sequence[tuple[dict[str, list[int]], list[int]]],
@@ -99,7 +95,7 @@ def run_featurizer(run_dir: Path, vocab: CharVocab, cfg: Config, train: Sequence
 
 
 def lexicon_fingerprint(featurizer: Featurizer) -> str | None:
-    from cner.lexicon import dictionary_fingerprint
+    from cner.encoding.lexicon import dictionary_fingerprint
     return dictionary_fingerprint() if featurizer.lexicon else None
 
 
@@ -115,8 +111,8 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
 
     cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite)
     check_scheme(cfg.model.tag_scheme)
-    train = load_split(cfg.data.train, cfg)
-    dev = load_split(cfg.data.dev, cfg)
+    train = read_ner_split(cfg.data.train, cfg)
+    dev = read_ner_split(cfg.data.dev, cfg)
     if not dev and cfg.data.dev_fraction > 0:
         train, dev = split_dev(train, cfg.data.dev_fraction, cfg.training.seed)
     if not train:
@@ -143,17 +139,16 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
                             "word_boundaries": featurizer.boundaries,
                             "lexicon": featurizer.lexicon,
                             "lexicon_dictionary": lexicon_fingerprint(featurizer)})
-    device = resolve_device(cfg.training.device)
-    precision = resolve_precision(cfg.training.precision, device)
 
     def epoch_batches(epoch: int) -> list[dict]:
-        return make_batches(windows, batch_size=cfg.training.batch_size, seed=cfg.training.seed,
+        return ner_train_batches(windows, batch_size=cfg.training.batch_size, seed=cfg.training.seed,
                             epoch=epoch, featurizer=featurizer)
 
     def evaluate(m) -> dict:
-        predictor = Predictor(m, featurizer, max_length=cfg.data.max_length,
-                              overlap=cfg.data.overlap, batch_size=64, device=device,
-                              precision=precision)
+        engine = prepare_engine(m, device=cfg.training.device, precision=cfg.training.precision,
+                                inference_only=False)
+        predictor = Predictor(engine, featurizer, max_length=cfg.data.max_length,
+                              overlap=cfg.data.overlap)
         return score_examples(predictor, dev)
 
     def save_best(m, metrics: dict) -> None:
@@ -164,40 +159,35 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
                         resume=resume is not None, progress=progress)
     summary = {"best": result.best_metrics, "stopped_because": result.stopped_because,
                "steps": result.state.step, "best_step": result.state.best_step}
-    test = load_split(cfg.data.test, cfg)
+    test = read_ner_split(cfg.data.test, cfg)
     if test:
-        best, _, _ = load_tagger_dir(run_dir / "model", device=device)
-        predictor = Predictor(best, featurizer, max_length=cfg.data.max_length,
-                              overlap=cfg.data.overlap, device=device, precision=precision)
-        summary["test"] = score_examples(predictor, test)
+        best = Tagger.load(run_dir / "model", device=cfg.training.device,
+                           precision=cfg.training.precision)
+        summary["test"] = score_examples(best.predictor, test)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1), "utf-8")
     return run_dir, result
 
 
 def score_examples(predictor: Predictor, examples: Sequence[Example]) -> dict:
     texts = [ex.text for ex in examples]
-    predicted = [[_span(e) for e in ents] for ents in predictor.entities(texts)]
+    predicted = [[Span(e.start, e.end, e.label) for e in ents]
+                 for ents in predictor.entities(texts)]
     return entity_scores([ex.spans for ex in examples], predicted, [len(t) for t in texts])
 
 
-def _span(entity):
-    from cner.schemes import Span
-    return Span(entity.start, entity.end, entity.label)
-
-
 def evaluate_ner(model_dir: str | Path, data: str | Path, *, format: str = "auto",
-                 batch_size: int = 64, device: str = "cpu") -> dict:
-    """Strict entity-level scores of a saved model on a labelled corpus."""
-    model, vocab, meta = load_tagger_dir(model_dir, device=device)
+                 batch_size: int = 64, device: str = "cpu", precision: str = "auto") -> dict:
+    """Strict entity-level scores of a saved model on a labelled corpus, computed by the same
+    engine as `cner annotate` (`Tagger.load`), so both find the same entities."""
+    tagger = Tagger.load(model_dir, device=device, batch_size=batch_size, precision=precision)
     corpus = read_corpus(data, format=format)
-    known = {t.partition("-")[2] for t in meta.labels if t != "O"}
-    unknown = sorted(set(corpus.labels()) - known)
+    unknown = sorted(set(corpus.labels()) - set(tagger.labels))
     if unknown:
-        raise InputError(f"labels {unknown} are not among the model's labels {sorted(known)}",
+        raise InputError(f"labels {unknown} are not among the model's labels {tagger.labels}",
                          path=data, hint="evaluate with a model trained on these types")
-    predictor = Predictor(model, vocab, max_length=meta.max_length, overlap=meta.overlap,
-                          batch_size=batch_size, device=device)
-    return score_examples(predictor, corpus.examples)
+    if not corpus.examples:
+        raise InputError("the corpus has no sentences to evaluate on", path=data)
+    return score_examples(tagger.predictor, corpus.examples)
 
 
 __all__ = ["evaluate_ner", "train_ner"]

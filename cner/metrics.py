@@ -1,6 +1,7 @@
 """Entity-level evaluation with seqeval in strict mode (exact span and type)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from cner.schemes import Span, flatten_spans, spans_to_tags
@@ -51,7 +52,6 @@ def format_scores(scores: dict) -> str:
 # Plain Python (no sklearn): the definitions follow sklearn's with zero_division=0, i.e. a
 # precision, recall or F1 whose denominator is zero counts as 0.0.
 
-import math  # noqa: E402
 
 
 def _safe_div(numerator: float, denominator: float) -> float:
@@ -251,3 +251,14 @@ def format_classification_scores(scores: dict) -> str:
         if key in scores:
             lines.append(f"{name:<16}{'':>20}{scores[key]:>10.4f}{scores.get('support', ''):>10}")
     return "\n".join(lines)
+
+
+def scores_for_kind(kind: str, labels: Sequence[str], positive: str | None, gold: Sequence,
+                    predicted: Sequence) -> dict:
+    """The score dict of a classification task of ``kind`` (single, pair, multilabel or
+    regression)."""
+    if kind == "regression":
+        return regression_scores(gold, predicted)
+    if kind == "multilabel":
+        return multilabel_scores(gold, predicted, labels=labels)
+    return classification_scores(gold, predicted, labels=labels, positive=positive)

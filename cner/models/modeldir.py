@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cner.encoding import CharVocab, Featurizer
+from cner.encoding.vocab import CharVocab
+from cner.encoding.features import Featurizer
 from cner.errors import ModelError
 
 WEIGHTS = "model.safetensors"
@@ -152,7 +153,7 @@ def load_featurizer(directory: Path, meta: ModelMeta) -> Featurizer:
         bigrams = (directory / BIGRAMS).read_text("utf-8").split("\n")[:-1]
     saved = extra.get("lexicon_dictionary")
     if extra.get("lexicon") and saved:
-        from cner.lexicon import dictionary_fingerprint
+        from cner.encoding.lexicon import dictionary_fingerprint
         if saved != dictionary_fingerprint():
             warnings.warn(f"{directory} was trained with another jieba dictionary ({saved}, "
                           f"installed: {dictionary_fingerprint()}): its lexicon features will "
@@ -176,3 +177,19 @@ def load_tagger_dir(directory: str | Path, *, device: str | torch.device = "cpu"
                         lexicon=featurizer.lexicon)
     load_state(model, directory / WEIGHTS)
     return model.to(device).eval(), featurizer, meta
+
+
+def load_classifier_dir(directory: str | Path, *, device: str | torch.device = "cpu"):
+    """``(SequenceClassifier, Featurizer, ModelMeta)`` from a model directory, in eval mode."""
+    from cner.models.classifier import SequenceClassifier
+
+    directory = Path(directory)
+    meta = read_meta(directory)
+    if meta.task != "classification":
+        raise ModelError(f"{directory} holds a {meta.task} model, not a classifier")
+    extra = meta.extra or {}
+    model = SequenceClassifier(encoder_from_dir(directory), max(1, len(meta.labels)),
+                               kind=meta.head, dropout=meta.dropout,
+                               pooling=extra.get("pooling", "mean"))
+    load_state(model, directory / WEIGHTS)
+    return model.to(device).eval(), load_featurizer(directory, meta), meta

@@ -36,8 +36,8 @@ def _examples(model_dir, task, split, data_file, text_column, text_pair_column, 
     from pathlib import Path
 
     from cner.config import load_config
-    from cner.tasks.classification_data import read_classification_file
-    from cner.tasks.registry import load_split
+    from cner.data.classification import read_classification_file
+    from cner.data.task_registry import load_split
 
     saved = Path(model_dir) / "cner_config.yaml"
     cfg = load_config(saved if saved.is_file() else None)
@@ -91,7 +91,7 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
           cner glue train --task none --train a.csv --dev b.csv --text-column review
         """
         from cner.config import load_config
-        from cner.evaluation import format_classification_scores
+        from cner.metrics import format_classification_scores
         from cner.tasks.classification import train_classifier
 
         config = None
@@ -132,8 +132,9 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
         """
         import json
 
-        from cner.classification import Classifier, evaluate_classifier
-        from cner.evaluation import format_classification_scores
+        from cner.inference.classifier import Classifier
+        from cner.tasks.classification import evaluate_classifier
+        from cner.metrics import format_classification_scores
         from cner.fileio import atomic_write
 
         classifier = Classifier.load(model_dir)
@@ -164,7 +165,7 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
           cner sentiment predict --model runs/senti/model --split test -o test_pred.csv
           cner glue predict -m runs/afqmc/model --input pairs.tsv --text-column 0 -o out.jsonl
         """
-        from cner.classification import Classifier, predict_file
+        from cner.inference.classifier import Classifier, predict_file
 
         classifier = Classifier.load(model_dir)
         examples = _examples(model_dir, task, split, data_file, text_column, text_pair_column,

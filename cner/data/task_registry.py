@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cner.errors import ConfigError, InputError
-from cner.tasks.classification_data import ClassificationExample, read_classification_file
+from cner.data.classification import ClassificationExample, read_classification_file
 
 KINDS = ("single", "pair", "multilabel", "regression")
 SPLITS = ("train", "dev", "test")
@@ -33,7 +33,7 @@ class TaskSpec:
 
     ``read(path, split)`` returns the examples of ``split`` from ``path``. ``labels`` is the
     label set (None for regression); ``positive`` the label whose F1 is reported as
-    ``f1`` (MRPC). ``metrics`` names keys of the `cner.evaluation` score dicts.
+    ``f1`` (MRPC). ``metrics`` names keys of the `cner.metrics` score dicts.
     """
 
     name: str
@@ -246,14 +246,9 @@ def load_split(task: str | TaskSpec, split: str, *, root: str | Path
 
 
 def task_scores(task: str | TaskSpec, gold: Sequence, predicted: Sequence) -> dict:
-    """The full score dict of `cner.evaluation` for this task's kind (its ``metrics`` are
+    """The full score dict of `cner.metrics` for this task's kind (its ``metrics`` are
     keys of it)."""
-    from cner.evaluation import classification_scores, multilabel_scores, regression_scores
+    from cner.metrics import scores_for_kind
 
     spec = get_task(task) if isinstance(task, str) else task
-    if spec.kind == "regression":
-        return regression_scores(gold, predicted)
-    if spec.kind == "multilabel":
-        return multilabel_scores(gold, predicted, labels=spec.labels or ())
-    return classification_scores(gold, predicted, labels=spec.labels or (),
-                                 positive=spec.positive)
+    return scores_for_kind(spec.kind, spec.labels or (), spec.positive, gold, predicted)

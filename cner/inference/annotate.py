@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cner.documents import (ERRORS, Document, all_documents, check_input, input_kind,
-                            read_documents)
-from cner.errors import CnerError, ConfigError, InputError
+from cner.errors import CnerError, ConfigError, InputError, ModelError
 from cner.fileio import atomic_write
-from cner.writers import FORMATS, format_from_suffix, make_writer
+from cner.inference.documents import (ERRORS, Document, all_documents, check_input, input_kind,
+                                      read_documents)
+from cner.inference.tagger import Tagger
+from cner.inference.writers import FORMATS, format_from_suffix, make_writer
+from cner.runtime.engine import encoder_flops_per_position, is_transformer
 
 STATE_VERSION = 1
 # ``compile=None`` (auto) compiles a transformer encoder on CPU for inputs whose encoder work
@@ -52,17 +54,14 @@ class AnnotateReport:
                 + (f"; {self.resumed:,} were done before resuming" if self.resumed else ""))
 
 
-def worth_compiling(tagger, input_bytes: int) -> bool:
+def worth_compiling(tagger: Tagger, input_bytes: int) -> bool:
     """Whether ``compile=None`` (auto) compiles ``tagger`` for ``input_bytes`` of input: a
     transformer encoder on CPU, and at least `AUTO_COMPILE_MIN_FLOPS` of work."""
-    from cner.inference import encoder_flops_per_position
-
-    predictor = tagger.predictor
-    encoder = getattr(predictor.model, "encoder", None)
-    if (predictor.compiled or predictor.device.type != "cpu"
-            or not hasattr(encoder, "set_attn_implementation")):  # BiLSTM: not measured
+    engine = tagger.engine
+    if (engine.compiled or engine.device.type != "cpu"
+            or not is_transformer(getattr(engine.model, "encoder", None))):  # BiLSTM: not measured
         return False
-    work = input_bytes / 3 * encoder_flops_per_position(predictor.model)
+    work = input_bytes / 3 * encoder_flops_per_position(engine.model)
     return work >= AUTO_COMPILE_MIN_FLOPS
 
 
@@ -72,9 +71,6 @@ def _load_tagger(tagger, inputs: Sequence[str], device: str, batch_size: int | N
     ``compile=None``, compiled when `worth_compiling` (a failure then only warns)."""
     if not isinstance(tagger, (str, os.PathLike)):
         return tagger
-    from cner.errors import ModelError
-    from cner.inference import Tagger
-
     tagger = Tagger.load(tagger, device=device, batch_size=batch_size or 64, precision=precision,
                          compile=bool(compile))
     input_bytes = sum(os.path.getsize(p) for p in inputs if p != "-")
@@ -174,24 +170,20 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
     for path in inputs:
         check_input(path)
     tagger = _load_tagger(tagger, inputs, device, batch_size, precision, compile)
-    predictor = tagger.predictor
-    old_batch_size, predictor.batch_size = predictor.batch_size, batch_size or predictor.batch_size
-    try:  # the engine is part of the job: compiled scores may differ in the last digits
-        return _run(inputs, tagger, None if output is None else Path(output), fmt, resume,
-                    progress, {"format": fmt, "text_column": text_column,
-                               "id_column": id_column, "errors": errors,
-                               "compiled": predictor.compiled})
-    finally:
-        predictor.batch_size = old_batch_size
+    # The engine is part of the job: compiled scores may differ in the last digits.
+    return _run(inputs, tagger, None if output is None else Path(output), fmt, resume, progress,
+                {"format": fmt, "text_column": text_column, "id_column": id_column,
+                 "errors": errors, "compiled": tagger.engine.compiled},
+                batch_size or tagger.predictor.batch_size)
 
 
-def _run(inputs: list[str], tagger, output: Path | None, fmt: str, resume: bool,
-         progress: bool, options: dict) -> AnnotateReport:
+def _run(inputs: list[str], tagger: Tagger, output: Path | None, fmt: str, resume: bool,
+         progress: bool, options: dict, batch_size: int) -> AnnotateReport:
     from tqdm import tqdm
 
     started = time.perf_counter()
     stats = dict.fromkeys(_PROGRESS, 0)
-    stats["chunk_size"] = tagger.predictor.batch_size * 8
+    stats["chunk_size"] = batch_size * 8
     saved = wrapped = None
     if output is None:
         handle, wrapped = _utf8_stdout()
@@ -229,7 +221,8 @@ def _run(inputs: list[str], tagger, output: Path | None, fmt: str, resume: bool,
             save()
         remaining = itertools.islice(documents, stats["documents"], None)
         while chunk := list(itertools.islice(remaining, stats["chunk_size"])):
-            found = list(tagger.pipe([doc.text for doc, _ in chunk], chunk_size=len(chunk)))
+            found = list(tagger.pipe([doc.text for doc, _ in chunk], chunk_size=len(chunk),
+                                     batch_size=batch_size))
             if output is None and stats["documents"] == 0:
                 writer.begin()
             for (doc, _), entities in zip(chunk, found):

@@ -8,14 +8,18 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from cner.errors import InputError, ModelError
+from cner.encoding.classification import collate_docs, encode_pair, encode_single
+from cner.encoding.vocab import CharVocab
+from cner.errors import InputError
 from cner.fileio import atomic_write
+from cner.models.modeldir import ModelMeta
+from cner.runtime.engine import Engine, prepare_engine
 
 
 @dataclass(frozen=True)
@@ -30,36 +34,33 @@ class Classifier:
     '1'
     """
 
-    def __init__(self, model, vocab, meta, *, batch_size: int = 64, device: str = "cpu") -> None:
-        self.model, self.vocab, self.meta = model, vocab, meta
+    def __init__(self, engine: Engine, vocab: CharVocab, meta: ModelMeta, *,
+                 batch_size: int = 64) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.engine, self.vocab, self.meta = engine, vocab, meta
         self.batch_size = batch_size
-        self.device = torch.device(device)
 
     @classmethod
-    def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64) -> Classifier:
-        from cner.models.classifier import SequenceClassifier
-        from cner.models.storage import (WEIGHTS, encoder_from_dir, load_featurizer, load_state,
-                                         read_meta)
+    def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64,
+             precision: str = "auto") -> Classifier:
+        """Load a classification model directory, run like a `Tagger`
+        (`cner.runtime.engine.prepare_engine`: bf16 where the hardware has it)."""
+        from cner.models.modeldir import load_classifier_dir
 
-        directory = Path(model_dir)
-        meta = read_meta(directory)
-        if meta.task != "classification":
-            raise ModelError(f"{directory} holds a {meta.task} model, not a classifier")
-        extra = meta.extra or {}
-        model = SequenceClassifier(encoder_from_dir(directory), max(1, len(meta.labels)),
-                                   kind=meta.head, dropout=meta.dropout,
-                                   pooling=extra.get("pooling", "mean"))
-        load_state(model, directory / WEIGHTS)
-        vocab = load_featurizer(directory, meta).vocab
-        return cls(model.to(device).eval(), vocab, meta, batch_size=batch_size, device=device)
+        model, featurizer, meta = load_classifier_dir(model_dir)
+        engine = prepare_engine(model, device=device, precision=precision)
+        return cls(engine, featurizer.vocab, meta, batch_size=batch_size)
+
+    @property
+    def model(self):
+        return self.engine.model
 
     @property
     def labels(self) -> list[str]:
         return list(self.meta.labels)
 
     def _encode(self, item: str | tuple[str, str]) -> list[dict]:
-        from cner.classify_encoding import encode_pair, encode_single
-
         extra = self.meta.extra or {}
         if isinstance(item, tuple):
             return [encode_pair(item[0], item[1], self.vocab, max_length=self.meta.max_length)]
@@ -69,11 +70,9 @@ class Classifier:
                              overlap=self.meta.overlap if strategy == "chunks" else 0)
 
     def _predict(self, items: list) -> list[Prediction]:
-        from cner.tasks.classification import decide, predict_encoded
-
         encoded = [self._encode(item) for item in items]
-        probs = predict_encoded(self.model, encoded, self.vocab.pad_id,
-                                batch_size=self.batch_size, device=self.device)
+        probs = predict_encoded(self.engine, encoded, self.vocab.pad_id,
+                                batch_size=self.batch_size)
         if not items:
             return []
         decided = decide(probs, self.meta.head, self.labels)
@@ -139,23 +138,27 @@ def predict_file(classifier: Classifier, examples: Iterable, output: str | Path,
     return rows
 
 
-def evaluate_classifier(classifier: Classifier, examples: list) -> dict:
-    """Scores of ``classifier`` on labelled ``examples`` (unseen labels are an error)."""
-    from cner.tasks.classification import score
+def predict_encoded(engine: Engine, encoded: Sequence[list[dict]], pad_id: int, *,
+                    batch_size: int = 64) -> torch.Tensor:
+    """Probabilities ``(N, K)`` (values ``(N,)`` for regression), batched by length, in order."""
+    order = sorted(range(len(encoded)), key=lambda k: sum(len(c["input_ids"]) for c in encoded[k]))
+    outputs: list = [None] * len(encoded)
+    for first in range(0, len(order), batch_size):
+        ids = order[first:first + batch_size]
+        batch = collate_docs([encoded[k] for k in ids], pad_id)
+        batch.pop("n_chars")
+        with torch.inference_mode(), engine.autocast():
+            inputs = {k: v.to(engine.device) for k, v in batch.items()}
+            probs = engine.model.predict(**inputs).float().cpu()
+        for row, k in enumerate(ids):
+            outputs[k] = probs[row]
+    return torch.stack(outputs) if outputs else torch.empty(0)
 
-    labelled = [ex for ex in examples if ex.label is not None]
-    if not labelled:
-        raise InputError("no labelled rows to evaluate on",
-                         path=examples[0].source if examples else None)
-    known = set(classifier.labels)
-    if classifier.meta.head != "regression":
-        for ex in labelled:
-            for lab in ex.label if isinstance(ex.label, tuple) else (ex.label,):
-                if lab not in known:
-                    raise InputError(f"label {lab!r} is not among the model's labels "
-                                     f"{sorted(known)}", path=ex.source, line=ex.line)
-    items = [ex.text if ex.text_pair is None else (ex.text, ex.text_pair) for ex in labelled]
-    predicted = [p.label for p in classifier.pipe(items)]
-    extra = classifier.meta.extra or {}
-    return score(classifier.meta.head, classifier.labels, extra.get("positive"),
-                 [ex.label for ex in labelled], predicted)
+
+def decide(probs: torch.Tensor, kind: str, labels: list[str]) -> list:
+    """Predicted labels from probabilities: argmax, sigmoid > 0.5 per label, or the value."""
+    if kind == "regression":
+        return probs.tolist()
+    if kind == "multilabel":
+        return [tuple(lab for lab, p in zip(labels, row) if p > 0.5) for row in probs.tolist()]
+    return [labels[i] for i in probs.argmax(-1).tolist()]

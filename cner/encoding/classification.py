@@ -6,7 +6,12 @@ As for NER, each character is one position (`CharVocab.encode`). A pair is
 """
 from __future__ import annotations
 
-from cner.encoding import CharVocab, plan_windows
+from collections.abc import Sequence
+
+import torch
+
+from cner.encoding.vocab import CharVocab
+from cner.encoding.windows import plan_windows
 from cner.errors import ConfigError
 
 STRATEGIES = ("head", "tail", "head+tail", "chunks")
@@ -71,3 +76,21 @@ def encode_pair(text: str, pair: str, vocab: CharVocab, *, max_length: int
     first = [vocab.cls_id, *vocab.encode(text[:a]), vocab.sep_id]
     second = [*vocab.encode(pair[:b]), vocab.sep_id]
     return {"input_ids": first + second, "token_type_ids": [0] * len(first) + [1] * len(second)}
+
+
+def collate_docs(docs: Sequence[list[dict[str, list[int]]]], pad_id: int) -> dict:
+    """Chunks of several documents into one padded batch with ``doc_index``."""
+    chunks = [(d, chunk) for d, doc in enumerate(docs) for chunk in doc]
+    width = max(len(chunk["input_ids"]) for _, chunk in chunks)
+    input_ids = torch.full((len(chunks), width), pad_id, dtype=torch.long)  # shape: (C, L)
+    token_type_ids = torch.zeros((len(chunks), width), dtype=torch.long)
+    attention_mask = torch.zeros((len(chunks), width), dtype=torch.long)
+    for row, (_, chunk) in enumerate(chunks):
+        n = len(chunk["input_ids"])
+        input_ids[row, :n] = torch.tensor(chunk["input_ids"])
+        token_type_ids[row, :n] = torch.tensor(chunk["token_type_ids"])
+        attention_mask[row, :n] = 1
+    doc_index = torch.tensor([d for d, _ in chunks], dtype=torch.long)
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask, "doc_index": doc_index,
+            "n_chars": int(attention_mask.sum()) - 2 * len(chunks)}

@@ -14,9 +14,9 @@ from pathlib import Path
 from torch import nn
 
 from cner.config import Config, load_config
-from cner.encoding import CharVocab
+from cner.encoding.vocab import CharVocab
 from cner.errors import ConfigError
-from cner.training import seed_everything
+from cner.training.loop import seed_everything
 
 RUN_CONFIG = "cner_config.yaml"
 RUN_VOCAB = "vocab.txt"

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from cner.config import TrainingConfig
-from cner.devices import resolve_device, resolve_precision
 from cner.errors import ConfigError, ModelError
 from cner.fileio import atomic_write
+from cner.runtime.devices import autocast, resolve_device, resolve_precision
 
 Batch = dict[str, Any]  # tensors for model(**batch), plus "n_chars": int (for throughput)
 CHECKPOINTS = "checkpoints"
@@ -56,13 +56,6 @@ class TrainResult:
     best_metrics: dict[str, float] = field(default_factory=dict)
     last_metrics: dict[str, float] = field(default_factory=dict)
     stopped_because: str = "completed"
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return torch.autocast(device.type, enabled=False)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def param_groups(model: nn.Module, cfg: TrainingConfig) -> list[dict]:
@@ -139,7 +132,7 @@ class Checkpointer:
         self.keep = keep
 
     def save(self, model: nn.Module, trainer_state: dict, step: int) -> None:
-        from cner.models.storage import save_state
+        from cner.models.modeldir import save_state
 
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"step-{step:08d}"
@@ -162,7 +155,7 @@ class Checkpointer:
         return path if path.is_dir() else None
 
     def load(self, model: nn.Module) -> dict:
-        from cner.models.storage import load_state
+        from cner.models.modeldir import load_state
 
         path = self.latest()
         if path is None:

@@ -172,7 +172,7 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
       cner train --resume runs/tiny            # after a crash or kill -9
     """
     from cner.config import load_config
-    from cner.evaluation import format_scores
+    from cner.metrics import format_scores
     from cner.tasks.ner import train_ner
 
     config = None
@@ -211,7 +211,7 @@ def evaluate_command(model_dir, data, fmt, json_out, batch_size):
     """
     import json
 
-    from cner.evaluation import format_scores
+    from cner.metrics import format_scores
     from cner.fileio import atomic_write
     from cner.tasks.ner import evaluate_ner
 
@@ -261,7 +261,7 @@ def annotate_command(inputs, model_dir, output, fmt, batch_size, text_column, id
       cner annotate docs.jsonl table.csv --model runs/tiny/model -o entities.jsonl --resume
       cat news.txt | cner annotate - --model runs/tiny/model --format json
     """
-    from cner.annotate import annotate_files
+    from cner.inference.annotate import annotate_files
 
     report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
                             text_column=text_column, id_column=id_column, errors=errors,
@@ -272,7 +272,7 @@ def annotate_command(inputs, model_dir, output, fmt, batch_size, text_column, id
 
 
 def _register_classification() -> None:
-    from cner.cli_classify import make_group
+    from cner.cli.classify import make_group
 
     main.add_command(make_group("sentiment", "chnsenticorp", CnerGroup))
     main.add_command(make_group("glue", None, CnerGroup))
