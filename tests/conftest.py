@@ -66,3 +66,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny tagger trained on the shipped sample in a few seconds (fp32, one thread): for
+    tests of commands and files, not of accuracy."""
+    import torch
+
+    from cner.config import load_config
+    from cner.tasks.ner import train_ner
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = load_config(PROJECT_ROOT / "configs" / "tiny-cpu.yaml", [
+            f"data.train={SAMPLE_DIR / 'train.conll'}", f"data.dev={SAMPLE_DIR / 'dev.conll'}",
+            "data.test=null", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2",
+            "model.intermediate_size=64", "training.max_steps=10", "training.eval_every=10",
+            "training.precision=fp32", "training.device=cpu", "training.threads=1"])
+        run_dir, _ = train_ner(cfg, output=tmp_path_factory.mktemp("tiny") / "run",
+                               progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return run_dir / "model"
