@@ -1,7 +1,7 @@
 """Typed run configuration: YAML files, ``--set key.path=value`` overrides, strict validation.
 
-A config is nested dataclasses. Loading checks every key and value type; an unknown key is an
-error that names the nearest valid one.
+A config is nested dataclasses. Loading checks every key and value type, and that the counts
+training needs are at least 1; an unknown key is an error that names the nearest valid one.
 """
 from __future__ import annotations
 
@@ -204,8 +204,26 @@ def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ..
     return values
 
 
+# Values the types admit but training cannot use. Without these checks a run that trains no
+# step (epochs: 0, max_steps: -1) got as far as the end and failed there with "model directory
+# ... not found", far from its cause; log_every: 0 divided by zero at the first step.
+AT_LEAST_ONE = {"training.epochs": "an int >= 1", "training.max_steps": "an int >= 1 or null",
+                "training.batch_size": "an int >= 1", "training.grad_accumulation": "an int >= 1",
+                "training.log_every": "an int >= 1"}
+
+
+def check_values(cfg: Config) -> Config:
+    """Reject values of the right type that cannot work, naming the key; returns ``cfg``."""
+    for key, expected in AT_LEAST_ONE.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and value < 1:
+            raise ConfigError(f"config key {key!r} expects {expected}, found {value!r}")
+    return cfg
+
+
 def config_from_dict(values: dict[str, Any]) -> Config:
-    return _build(Config, values, "")
+    return check_values(_build(Config, values, ""))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
