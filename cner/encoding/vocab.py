@@ -58,13 +58,28 @@ class CharVocab:
 
     @classmethod
     def load(cls, path: str | Path, *, lowercase: bool = False, halfwidth: bool = False) -> CharVocab:
+        """One token per line (UTF-8; LF or CRLF line ends); a file that cannot be read or
+        lacks a special token is a `ModelError` naming it."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"vocabulary file {path} not found")
-        tokens = path.read_text(encoding="utf-8").split("\n")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ModelError(f"vocabulary file {path} is not UTF-8 (byte {exc.start})") from None
+        except OSError as exc:
+            raise ModelError(f"cannot read vocabulary file {path}: {exc.strerror or exc}") from None
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        tokens = text.split("\n")
         if tokens and tokens[-1] == "":
             tokens.pop()
-        return cls(tuple(tokens), lowercase=lowercase, halfwidth=halfwidth)
+        if tokens and all(t.endswith("\r") for t in tokens):  # CRLF line ends
+            tokens = [t[:-1] for t in tokens]
+        try:
+            return cls(tuple(tokens), lowercase=lowercase, halfwidth=halfwidth)
+        except ModelError as exc:
+            raise ModelError(f"vocabulary file {path}: {exc}") from None
 
     @classmethod
     def build(cls, texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None,
@@ -81,6 +96,7 @@ class CharVocab:
         return cls(SPECIAL_TOKENS + tuple(chars), lowercase=lowercase, halfwidth=halfwidth)
 
     def save(self, path: str | Path) -> None:
+        """Write one token per line, atomically (`cner.fileio.atomic_write`)."""
         with atomic_write(path) as handle:
             handle.write("\n".join(self.tokens) + "\n")
 
