@@ -18,7 +18,7 @@ from cner.encoding.classification import collate_docs, encode_pair, encode_singl
 from cner.encoding.vocab import CharVocab
 from cner.errors import InputError
 from cner.fileio import atomic_write
-from cner.models.modeldir import ModelMeta
+from cner.models.modeldir import ClassifierOptions, ModelMeta
 from cner.runtime.engine import Engine, prepare_engine
 
 
@@ -61,12 +61,12 @@ class Classifier:
         return list(self.meta.labels)
 
     def _encode(self, item: str | tuple[str, str]) -> list[dict]:
-        extra = self.meta.extra or {}
         if isinstance(item, tuple):
             return [encode_pair(item[0], item[1], self.vocab, max_length=self.meta.max_length)]
-        strategy = extra.get("truncation", "head+tail")
+        options = self.meta.options or ClassifierOptions()
+        strategy = options.truncation
         return encode_single(item, self.vocab, max_length=self.meta.max_length, strategy=strategy,
-                             head_chars=extra.get("head_chars", 128),
+                             head_chars=options.head_chars,
                              overlap=self.meta.overlap if strategy == "chunks" else 0)
 
     def _predict(self, items: list) -> list[Prediction]:

@@ -1,10 +1,18 @@
-"""The model directory: everything needed to reload a tagger with no network.
+"""The model directory: everything needed to reload a model with no network.
+
+This module owns the directory's contract: the file names (a run directory reuses them for
+the files it keeps beside its checkpoints), the typed metadata in ``cner_model.json``, and
+the builders that turn that metadata into a `TokenTagger` or `SequenceClassifier`, used
+both when training starts and when a saved model is loaded, so both build the same model.
 
 ``model.safetensors`` (all weights), ``config.json`` (the encoder's Hugging Face config),
-``vocab.txt``, ``cner_model.json`` (tags, scheme, head, normalisation, window sizes),
+``vocab.txt``, ``bigrams.txt`` (models with bigram features), ``cner_model.json`` (`ModelMeta`:
+tags, scheme, head, normalisation, window sizes, features or classifier options),
 ``cner_config.yaml`` (the run's config) and ``metrics.json`` (from training).
 A directory is written under a temporary name and renamed into place, so a crash never
-leaves a half-written model.
+leaves a half-written model; it gets the modes a plain ``mkdir``/``open`` would give it.
+Loading checks that the vocabulary, the bigram list and the labels fit the weights, so a
+truncated or mismatched file is a one-line `ModelError` naming it, not silently worse output.
 """
 from __future__ import annotations
 
@@ -12,16 +20,20 @@ import json
 import os
 import shutil
 import tempfile
+import types
+import typing
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from cner.encoding.vocab import CharVocab
 from cner.encoding.features import Featurizer
+from cner.encoding.vocab import CharVocab
 from cner.errors import ModelError
+from cner.fileio import atomic_write
 
 WEIGHTS = "model.safetensors"
 ENCODER_CONFIG = "config.json"
@@ -32,10 +44,46 @@ RUN_CONFIG = "cner_config.yaml"
 METRICS = "metrics.json"
 REQUIRED = (WEIGHTS, ENCODER_CONFIG, VOCAB, META)
 
+NER = "ner"
+CLASSIFICATION = "classification"
+
+
+@dataclass(frozen=True)
+class NerFeatures:
+    """The optional character features a NER model was trained with."""
+
+    bigrams: bool = False  # bigram ids from bigrams.txt
+    word_boundaries: bool = False  # jieba B/M/E/S ids
+    lexicon: bool = False  # jieba dictionary bits
+    lexicon_dictionary: str | None = None  # fingerprint of the dictionary (lexicon models)
+
+    @classmethod
+    def of(cls, featurizer: Featurizer) -> NerFeatures:
+        """The features ``featurizer`` computes, with the installed dictionary's fingerprint."""
+        from cner.encoding.lexicon import dictionary_fingerprint
+
+        return cls(bigrams=bool(featurizer.bigrams), word_boundaries=featurizer.boundaries,
+                   lexicon=featurizer.lexicon,
+                   lexicon_dictionary=dictionary_fingerprint() if featurizer.lexicon else None)
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """How a classifier encodes a document and what its scores mean."""
+
+    task: str | None = None  # the registered task, or the training file's stem
+    truncation: str = "head+tail"  # head | tail | head+tail | chunks
+    head_chars: int = 128  # head+tail: characters kept from the start
+    pooling: str = "mean"  # chunks: mean | max over chunk logits
+    positive: str | None = None  # the positive class of binary F1 scores
+
 
 @dataclass(frozen=True)
 class ModelMeta:
-    task: str  # "ner" or a classification task
+    """``cner_model.json``. ``features`` is set for NER models, ``options`` for classifiers
+    (both get their defaults when left out)."""
+
+    task: str  # "ner" or "classification"
     labels: list[str]  # tags for NER, class names for classification
     scheme: str | None
     head: str
@@ -44,66 +92,92 @@ class ModelMeta:
     halfwidth: bool
     max_length: int
     overlap: int
-    extra: dict | None = None
+    vocab_size: int | None = None  # tokens in vocab.txt when saved (None: older directories)
+    features: NerFeatures | None = None
+    options: ClassifierOptions | None = None
+
+    def __post_init__(self) -> None:
+        if self.task == NER and self.features is None:
+            object.__setattr__(self, "features", NerFeatures())
+        if self.task == CLASSIFICATION and self.options is None:
+            object.__setattr__(self, "options", ClassifierOptions())
+
+    def to_json(self) -> str:
+        values = {k: v for k, v in asdict(self).items()
+                  if v is not None or k not in ("features", "options")}
+        return json.dumps(values, ensure_ascii=False, indent=1)
 
 
-def save_state(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import save_file
+# --- reading cner_model.json ----------------------------------------------------------------
 
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path))
-
-
-def load_state(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise ModelError(f"cannot read weights {path}: {exc}") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"weights {path} do not fit the model: missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}")
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished directory into place, replacing any previous one."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _fits(value, tp) -> bool:
+    """Whether a JSON value fits the annotation ``tp`` (ints are accepted for floats)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, option) for option in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, tp)
 
 
-def as_featurizer(vocab: CharVocab | Featurizer) -> Featurizer:
-    return vocab if isinstance(vocab, Featurizer) else Featurizer(vocab)
+def _typed(cls, values, where: str):
+    """``cls(**values)`` after checking keys and value types; a `ModelError` naming ``where``."""
+    if not isinstance(values, dict):
+        raise ModelError(f"{where}: expected a JSON object, found {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ModelError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; expected "
+                         f"{', '.join(names)} (was it written by a newer cner?)")
+    required = [f.name for f in fields(cls) if f.default is MISSING
+                and f.default_factory is MISSING and f.name not in values]
+    if required:
+        raise ModelError(f"{where}: missing key(s) {', '.join(map(repr, required))}")
+    out = {}
+    for name, value in values.items():
+        tp = hints[name]
+        nested = [t for t in (tp, *typing.get_args(tp)) if is_dataclass(t)]
+        if nested and value is not None:
+            out[name] = (value if isinstance(value, nested[0])  # converted from 'extra'
+                         else _typed(nested[0], value, f"{where} {name}"))
+            continue
+        if not _fits(value, tp):
+            raise ModelError(f"{where}: {name} must be {_type_name(tp)}, found {value!r}")
+        out[name] = value
+    return cls(**out)
 
 
-def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelMeta,
-                   directory: str | Path, *, run_config=None, metrics: dict | None = None) -> Path:
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        save_state(model, tmp / WEIGHTS)
-        model.encoder.config.to_json_file(str(tmp / ENCODER_CONFIG))
-        featurizer = as_featurizer(vocab)
-        featurizer.vocab.save(tmp / VOCAB)
-        if featurizer.bigrams:
-            (tmp / BIGRAMS).write_text("\n".join(featurizer.bigrams) + "\n", "utf-8")
-        (tmp / META).write_text(json.dumps(asdict(meta), ensure_ascii=False, indent=1), "utf-8")
-        if run_config is not None:
-            run_config.save(tmp / RUN_CONFIG)
-        if metrics is not None:
-            (tmp / METRICS).write_text(json.dumps(metrics, indent=1), "utf-8")
-        replace_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+def _type_name(tp) -> str:
+    if isinstance(tp, type):
+        return {"str": "a string", "int": "an integer", "float": "a number",
+                "bool": "true or false"}.get(tp.__name__, tp.__name__)
+    return str(tp).replace("NoneType", "null").replace("typing.", "")
+
+
+def meta_from_dict(values, where: str) -> ModelMeta:
+    """`ModelMeta` from the JSON object in ``cner_model.json``; directories written before the
+    metadata was typed carry an ``extra`` dict, converted here to `NerFeatures` (NER models)
+    or `ClassifierOptions` (classifiers)."""
+    if isinstance(values, dict) and "extra" in values:
+        values = dict(values)
+        extra = values.pop("extra")
+        if "features" in values or "options" in values:
+            raise ModelError(f"{where}: 'extra' cannot be combined with 'features' or 'options'")
+        if extra is not None:
+            task = values.get("task")
+            key, kind = ("features", NerFeatures) if task == NER else ("options", ClassifierOptions)
+            values[key] = _typed(kind, extra, f"{where} extra")
+    return _typed(ModelMeta, values, where)
 
 
 def read_meta(directory: str | Path) -> ModelMeta:
@@ -114,11 +188,229 @@ def read_meta(directory: str | Path) -> ModelMeta:
     if missing:
         raise ModelError(f"model directory {directory} lacks {', '.join(missing)}; point --model "
                          "at the 'model' folder that cner train wrote")
+    path = directory / META
     try:
-        return ModelMeta(**json.loads((directory / META).read_text("utf-8")))
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"{directory / META} is not a cner model description: {exc}") from None
+        values = json.loads(path.read_text("utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"{path} is not a cner model description: {exc}") from None
+    return meta_from_dict(values, str(path))
 
+
+# --- building models from metadata ------------------------------------------------------------
+
+def build_tagger(encoder: nn.Module, meta: ModelMeta, featurizer: Featurizer, *,
+                 unk_dropout: float = 0.0, unk_id: int = 0):
+    """The `TokenTagger` ``meta`` describes over ``encoder`` (bigram embeddings sized by
+    ``featurizer``'s bigram list); the same call at training time and at load time."""
+    from cner.models.tagger import TokenTagger
+
+    features = meta.features or NerFeatures()
+    if features.bigrams != bool(featurizer.bigrams):
+        raise ModelError(f"the model {'uses' if features.bigrams else 'has no'} bigram "
+                         f"features but its featurizer {'has none' if features.bigrams else 'has'}")
+    return TokenTagger(encoder, meta.labels, scheme=meta.scheme or "bio", head=meta.head,
+                       dropout=meta.dropout, n_bigrams=len(featurizer.bigrams or ()),
+                       boundaries=features.word_boundaries, lexicon=features.lexicon,
+                       unk_dropout=unk_dropout, unk_id=unk_id)
+
+
+def build_classifier(encoder: nn.Module, meta: ModelMeta):
+    """The `SequenceClassifier` ``meta`` describes over ``encoder``."""
+    from cner.models.classifier import SequenceClassifier
+
+    options = meta.options or ClassifierOptions()
+    return SequenceClassifier(encoder, max(1, len(meta.labels)), kind=meta.head,
+                              dropout=meta.dropout, pooling=options.pooling)
+
+
+def featurizer_for(vocab: CharVocab, features: NerFeatures,
+                   bigrams: Sequence[str] | None = None) -> Featurizer:
+    return Featurizer(vocab, bigrams=bigrams if features.bigrams else None,
+                      boundaries=features.word_boundaries, lexicon=features.lexicon)
+
+
+# --- weights -----------------------------------------------------------------------------------
+
+def save_state(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ModelError(f"cannot read weights {path}: {exc}") from None
+
+
+def load_state(model: nn.Module, path: Path, *, state: dict[str, torch.Tensor] | None = None
+               ) -> None:
+    """Load the weights at ``path`` (or ``state``, read from it) into ``model``; missing,
+    unexpected or differently shaped tensors are a `ModelError`."""
+    if state is None:
+        state = read_state(path)
+    own = model.state_dict()
+    for name, tensor in state.items():
+        if name in own and tuple(own[name].shape) != tuple(tensor.shape):
+            raise ModelError(f"weights {path} do not fit the model: {name} is "
+                             f"{tuple(tensor.shape)} in the file, {tuple(own[name].shape)} in the "
+                             "model built from its configuration")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"weights {path} do not fit the model: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
+
+
+def _param_name(model: nn.Module, param: torch.Tensor) -> str | None:
+    for name, p in model.named_parameters():
+        if p is param:
+            return name
+    return None
+
+
+def _rows(model: nn.Module, state: dict[str, torch.Tensor], param: torch.Tensor) -> int:
+    """Rows of ``param`` in the saved weights (the built model's when the file lacks it)."""
+    name = _param_name(model, param)
+    return int(state[name].shape[0]) if name in state else int(param.shape[0])
+
+
+def check_sizes(directory: Path, model: nn.Module, featurizer: Featurizer, meta: ModelMeta,
+                state: dict[str, torch.Tensor]) -> None:
+    """The vocabulary, the bigram list and the labels must fit the saved weights: a file cut
+    short or taken from another model would otherwise load and give silently worse output."""
+    n_vocab = len(featurizer.vocab)
+    rows = _rows(model, state, model.encoder.get_input_embeddings().weight)
+    # cner's own encoders have one row per token; a pretrained encoder may have more rows
+    # than its vocab.txt has tokens, which cner_model.json then records as vocab_size.
+    expected = rows if meta.vocab_size is None else meta.vocab_size
+    if n_vocab != rows and (n_vocab > rows or n_vocab != expected):
+        raise ModelError(f"{directory / VOCAB} has {n_vocab:,} tokens but the model's embedding "
+                         f"has {rows:,} rows")
+    if n_vocab != expected:
+        raise ModelError(f"{directory / VOCAB} has {n_vocab:,} tokens but {directory / META} "
+                         f"records {expected:,}")
+    bigram_embeddings = getattr(model, "bigram_embeddings", None)
+    if bigram_embeddings is not None:
+        n_bigrams = len(featurizer.bigrams or ())
+        rows = _rows(model, state, bigram_embeddings.weight)
+        if n_bigrams != rows:
+            raise ModelError(f"{directory / BIGRAMS} has {n_bigrams:,} bigrams but the model's "
+                             f"bigram embedding has {rows:,} rows")
+    outputs = _rows(model, state, model.classifier.weight)
+    if meta.task == NER:
+        if len(meta.labels) != outputs:
+            raise ModelError(f"{directory / META} lists {len(meta.labels)} tags but the tag "
+                             f"layer in {WEIGHTS} has {outputs} outputs")
+    else:
+        wanted = 1 if meta.head == "regression" else max(1, len(meta.labels))
+        if wanted != outputs:
+            raise ModelError(f"{directory / META} lists {len(meta.labels)} labels but the "
+                             f"classifier layer in {WEIGHTS} has {outputs} outputs")
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the platform allows."""
+    try:  # Linux: os.umask would change the process-wide value, if only for a moment
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def ordinary_modes(directory: Path) -> None:
+    """Give ``directory`` (made by `tempfile.mkdtemp`, 0700) and everything in it the modes a
+    plain ``mkdir``/``open`` would under the current umask: 0777/0666 less the umask."""
+    umask = current_umask()
+    for root, dirs, files in os.walk(directory):
+        for name in dirs:
+            os.chmod(Path(root) / name, 0o777 & ~umask)
+        for name in files:
+            os.chmod(Path(root) / name, 0o666 & ~umask)
+    os.chmod(directory, 0o777 & ~umask)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a finished directory into place, replacing any previous one."""
+    old = None
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def as_featurizer(vocab: CharVocab | Featurizer) -> Featurizer:
+    return vocab if isinstance(vocab, Featurizer) else Featurizer(vocab)
+
+
+def save_bigrams(bigrams: Sequence[str], path: Path) -> None:
+    with atomic_write(path) as handle:
+        handle.write("\n".join(bigrams) + "\n")
+
+
+def read_bigrams(path: Path) -> list[str]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path} is not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return text.split("\n")[:-1]
+
+
+def save_json(values: dict, path: Path) -> None:
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(values, indent=1))
+
+
+def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelMeta,
+                   directory: str | Path, *, run_config=None, metrics: dict | None = None) -> Path:
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    featurizer = as_featurizer(vocab)
+    rows = model.encoder.get_input_embeddings().num_embeddings
+    if len(featurizer.vocab) > rows:
+        raise ModelError(f"the vocabulary has {len(featurizer.vocab):,} tokens but the model's "
+                         f"embedding has {rows:,} rows")
+    if meta.vocab_size is None:
+        meta = replace(meta, vocab_size=len(featurizer.vocab))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        save_state(model, tmp / WEIGHTS)
+        model.encoder.config.to_json_file(str(tmp / ENCODER_CONFIG))
+        featurizer.vocab.save(tmp / VOCAB)
+        if featurizer.bigrams:
+            save_bigrams(featurizer.bigrams, tmp / BIGRAMS)
+        with atomic_write(tmp / META) as handle:
+            handle.write(meta.to_json())
+        if run_config is not None:
+            run_config.save(tmp / RUN_CONFIG)
+        if metrics is not None:
+            save_json(metrics, tmp / METRICS)
+        ordinary_modes(tmp)
+        replace_dir(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+# --- loading -----------------------------------------------------------------------------------
 
 def encoder_from_dir(directory: Path) -> nn.Module:
     """An encoder of the saved architecture with empty weights (filled by `load_state`)."""
@@ -131,7 +423,7 @@ def encoder_from_dir(directory: Path) -> nn.Module:
         if values.get("model_type") == MODEL_TYPE:
             return BiLSTMEncoder(BiLSTMConfig.from_dict(values))
         config = AutoConfig.from_pretrained(str(directory), trust_remote_code=False)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise ModelError(f"cannot read {directory / ENCODER_CONFIG}: {exc}") from None
     return drop_pooler(AutoModel.from_config(config))
 
@@ -145,51 +437,47 @@ def drop_pooler(encoder: nn.Module) -> nn.Module:
 
 def load_featurizer(directory: Path, meta: ModelMeta) -> Featurizer:
     vocab = CharVocab.load(directory / VOCAB, lowercase=meta.lowercase, halfwidth=meta.halfwidth)
-    extra = meta.extra or {}
+    features = meta.features or NerFeatures()
     bigrams = None
-    if extra.get("bigrams"):
+    if features.bigrams:
         if not (directory / BIGRAMS).is_file():
             raise ModelError(f"model directory {directory} lacks {BIGRAMS}, which its model uses")
-        bigrams = (directory / BIGRAMS).read_text("utf-8").split("\n")[:-1]
-    saved = extra.get("lexicon_dictionary")
-    if extra.get("lexicon") and saved:
+        bigrams = read_bigrams(directory / BIGRAMS)
+    saved = features.lexicon_dictionary
+    if features.lexicon and saved:
         from cner.encoding.lexicon import dictionary_fingerprint
         if saved != dictionary_fingerprint():
             warnings.warn(f"{directory} was trained with another jieba dictionary ({saved}, "
                           f"installed: {dictionary_fingerprint()}): its lexicon features will "
                           "differ; install the jieba version it was trained with", stacklevel=2)
-    return Featurizer(vocab, bigrams=bigrams, boundaries=bool(extra.get("word_boundaries")),
-                      lexicon=bool(extra.get("lexicon")))
+    return featurizer_for(vocab, features, bigrams)
+
+
+def _load(directory: Path, meta: ModelMeta, featurizer: Featurizer, model: nn.Module,
+          device: str | torch.device) -> nn.Module:
+    state = read_state(directory / WEIGHTS)
+    check_sizes(directory, model, featurizer, meta, state)
+    load_state(model, directory / WEIGHTS, state=state)
+    return model.to(device).eval()
 
 
 def load_tagger_dir(directory: str | Path, *, device: str | torch.device = "cpu"):
     """``(TokenTagger, Featurizer, ModelMeta)`` from a model directory, in eval mode."""
-    from cner.models.tagger import TokenTagger
-
     directory = Path(directory)
     meta = read_meta(directory)
-    if meta.task != "ner":
+    if meta.task != NER:
         raise ModelError(f"{directory} holds a {meta.task} model, not a NER tagger")
     featurizer = load_featurizer(directory, meta)
-    model = TokenTagger(encoder_from_dir(directory), meta.labels, scheme=meta.scheme or "bio",
-                        head=meta.head, dropout=meta.dropout,
-                        n_bigrams=len(featurizer.bigrams or ()), boundaries=featurizer.boundaries,
-                        lexicon=featurizer.lexicon)
-    load_state(model, directory / WEIGHTS)
-    return model.to(device).eval(), featurizer, meta
+    model = build_tagger(encoder_from_dir(directory), meta, featurizer)
+    return _load(directory, meta, featurizer, model, device), featurizer, meta
 
 
 def load_classifier_dir(directory: str | Path, *, device: str | torch.device = "cpu"):
     """``(SequenceClassifier, Featurizer, ModelMeta)`` from a model directory, in eval mode."""
-    from cner.models.classifier import SequenceClassifier
-
     directory = Path(directory)
     meta = read_meta(directory)
-    if meta.task != "classification":
+    if meta.task != CLASSIFICATION:
         raise ModelError(f"{directory} holds a {meta.task} model, not a classifier")
-    extra = meta.extra or {}
-    model = SequenceClassifier(encoder_from_dir(directory), max(1, len(meta.labels)),
-                               kind=meta.head, dropout=meta.dropout,
-                               pooling=extra.get("pooling", "mean"))
-    load_state(model, directory / WEIGHTS)
-    return model.to(device).eval(), load_featurizer(directory, meta), meta
+    featurizer = load_featurizer(directory, meta)
+    model = build_classifier(encoder_from_dir(directory), meta)
+    return _load(directory, meta, featurizer, model, device), featurizer, meta

@@ -16,7 +16,8 @@ from cner.encoding.vocab import CharVocab
 from cner.errors import ConfigError, InputError
 from cner.inference.classifier import Classifier, decide, predict_encoded
 from cner.metrics import scores_for_kind
-from cner.models.modeldir import ModelMeta, save_model_dir
+from cner.models.modeldir import (CLASSIFICATION, ClassifierOptions, ModelMeta, build_classifier,
+                                  save_model_dir)
 from cner.runtime.devices import resolve_device, resolve_precision
 from cner.runtime.engine import prepare_engine
 from cner.training.loop import TrainResult, train_loop
@@ -120,8 +121,6 @@ def train_classifier(config: Config | None = None, *, output: str | Path | None 
                      resume: str | Path | None = None, overwrite: bool = False,
                      progress: bool = True) -> tuple[Path, TrainResult]:
     """Fine-tune a sequence classifier; the best model goes to ``RUN_DIR/model``."""
-    from cner.models.classifier import SequenceClassifier
-
     cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite)
     check_strategy(cfg.classify.truncation)
     data = load_task_data(cfg)
@@ -129,18 +128,19 @@ def train_classifier(config: Config | None = None, *, output: str | Path | None 
         raise InputError("the training data has no rows", path=cfg.data.train)
     texts = (t for ex in data.train for t in (ex.text, ex.text_pair or ""))
     encoder, vocab = run_encoder(cfg, run_dir, texts, resume=resume is not None)
-    model = SequenceClassifier(encoder, max(1, len(data.labels)), kind=data.kind,
-                               dropout=cfg.model.dropout, pooling=cfg.classify.pooling)
+    meta = ModelMeta(task=CLASSIFICATION, labels=data.labels, scheme=None, head=data.kind,
+                     dropout=cfg.model.dropout, lowercase=cfg.data.lowercase,
+                     halfwidth=cfg.data.halfwidth, max_length=cfg.data.max_length,
+                     overlap=cfg.data.overlap, vocab_size=len(vocab),
+                     options=ClassifierOptions(task=data.name,
+                                               truncation=cfg.classify.truncation,
+                                               head_chars=cfg.classify.head_chars,
+                                               pooling=cfg.classify.pooling,
+                                               positive=data.positive))
+    model = build_classifier(encoder, meta)
     encoded = [encode_classification_example(ex, vocab, cfg) for ex in data.train]
     labels = label_tensor([ex.label for ex in data.train], data.kind, data.labels)
     dev_encoded = [encode_classification_example(ex, vocab, cfg) for ex in data.dev]
-    meta = ModelMeta(task="classification", labels=data.labels, scheme=None, head=data.kind,
-                     dropout=cfg.model.dropout, lowercase=cfg.data.lowercase,
-                     halfwidth=cfg.data.halfwidth, max_length=cfg.data.max_length,
-                     overlap=cfg.data.overlap,
-                     extra={"task": data.name, "truncation": cfg.classify.truncation,
-                            "head_chars": cfg.classify.head_chars, "pooling": cfg.classify.pooling,
-                            "positive": data.positive})
     resolve_precision(cfg.training.precision, resolve_device(cfg.training.device))  # fail early
 
     def epoch_batches(epoch: int) -> list[dict]:
@@ -179,6 +179,6 @@ def evaluate_classifier(classifier: Classifier, examples: list) -> dict:
                                      f"{sorted(known)}", path=ex.source, line=ex.line)
     items = [ex.text if ex.text_pair is None else (ex.text, ex.text_pair) for ex in labelled]
     predicted = [p.label for p in classifier.pipe(items)]
-    extra = classifier.meta.extra or {}
-    return scores_for_kind(classifier.meta.head, classifier.labels, extra.get("positive"),
-                 [ex.label for ex in labelled], predicted)
+    options = classifier.meta.options or ClassifierOptions()
+    return scores_for_kind(classifier.meta.head, classifier.labels, options.positive,
+                           [ex.label for ex in labelled], predicted)

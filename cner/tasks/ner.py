@@ -19,7 +19,8 @@ from cner.errors import InputError
 from cner.inference.predictor import Predictor
 from cner.inference.tagger import Tagger
 from cner.metrics import entity_scores
-from cner.models.modeldir import ModelMeta, save_model_dir
+from cner.models.modeldir import (BIGRAMS, NER, ModelMeta, NerFeatures, build_tagger,
+                                  featurizer_for, read_bigrams, save_bigrams, save_model_dir)
 from cner.runtime.engine import prepare_engine
 from cner.schemes import Span, check_scheme, flatten_spans, label_set, spans_to_tags
 from cner.training.loop import TrainResult, train_loop
@@ -81,22 +82,18 @@ def collate_train(items: Sequence[tuple[dict[str, list[int]], list[int]]],
 def run_featurizer(run_dir: Path, vocab: CharVocab, cfg: Config, train: Sequence[Example], *,
                    fresh: bool) -> Featurizer:
     """The run's featurizer; a new run builds (and saves) its bigram list from ``train``."""
+    features = NerFeatures(bigrams=cfg.model.bigrams, word_boundaries=cfg.model.word_boundaries,
+                           lexicon=cfg.model.lexicon)
     bigrams = None
-    if cfg.model.bigrams:
-        path = run_dir / "bigrams.txt"
+    if features.bigrams:
+        path = run_dir / BIGRAMS
         if fresh or not path.is_file():
             bigrams = Featurizer.build_bigrams((ex.text for ex in train), vocab,
                                                min_count=cfg.model.bigram_min_count)
-            path.write_text("\n".join(bigrams) + "\n", "utf-8")
+            save_bigrams(bigrams, path)
         else:
-            bigrams = path.read_text("utf-8").split("\n")[:-1]
-    return Featurizer(vocab, bigrams=bigrams, boundaries=cfg.model.word_boundaries,
-                      lexicon=cfg.model.lexicon)
-
-
-def lexicon_fingerprint(featurizer: Featurizer) -> str | None:
-    from cner.encoding.lexicon import dictionary_fingerprint
-    return dictionary_fingerprint() if featurizer.lexicon else None
+            bigrams = read_bigrams(path)
+    return featurizer_for(vocab, features, bigrams)
 
 
 def train_ner(config: Config | None = None, *, output: str | Path | None = None,
@@ -107,8 +104,6 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     With ``resume=RUN_DIR`` the run's saved config and vocabulary are used and training
     continues from its last checkpoint.
     """
-    from cner.models.tagger import TokenTagger
-
     cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite)
     check_scheme(cfg.model.tag_scheme)
     train = read_ner_split(cfg.data.train, cfg)
@@ -126,19 +121,14 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     encoder, vocab = run_encoder(cfg, run_dir, (ex.text for ex in train),
                                  resume=resume is not None)
     featurizer = run_featurizer(run_dir, vocab, cfg, train, fresh=resume is None)
-    model = TokenTagger(encoder, tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
-                        dropout=cfg.model.dropout, n_bigrams=len(featurizer.bigrams or ()),
-                        boundaries=featurizer.boundaries, lexicon=featurizer.lexicon,
-                        unk_dropout=cfg.model.unk_dropout, unk_id=vocab.unk_id)
-    windows = encode_corpus(train, featurizer, tags, cfg)
-    meta = ModelMeta(task="ner", labels=tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
+    meta = ModelMeta(task=NER, labels=tags, scheme=cfg.model.tag_scheme, head=cfg.model.head,
                      dropout=cfg.model.dropout, lowercase=cfg.data.lowercase,
                      halfwidth=cfg.data.halfwidth, max_length=cfg.data.max_length,
-                     overlap=cfg.data.overlap,
-                     extra={"bigrams": bool(featurizer.bigrams),
-                            "word_boundaries": featurizer.boundaries,
-                            "lexicon": featurizer.lexicon,
-                            "lexicon_dictionary": lexicon_fingerprint(featurizer)})
+                     overlap=cfg.data.overlap, vocab_size=len(vocab),
+                     features=NerFeatures.of(featurizer))
+    model = build_tagger(encoder, meta, featurizer, unk_dropout=cfg.model.unk_dropout,
+                         unk_id=vocab.unk_id)
+    windows = encode_corpus(train, featurizer, tags, cfg)
 
     def epoch_batches(epoch: int) -> list[dict]:
         return ner_train_batches(windows, batch_size=cfg.training.batch_size, seed=cfg.training.seed,

@@ -16,10 +16,12 @@ from torch import nn
 from cner.config import Config, load_config
 from cner.encoding.vocab import CharVocab
 from cner.errors import ConfigError
+from cner.models import modeldir
 from cner.training.loop import seed_everything
 
-RUN_CONFIG = "cner_config.yaml"
-RUN_VOCAB = "vocab.txt"
+# A run directory keeps its config and vocabulary under the model directory's names.
+RUN_CONFIG = modeldir.RUN_CONFIG
+RUN_VOCAB = modeldir.VOCAB
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -59,6 +61,6 @@ def run_encoder(cfg: Config, run_dir: Path, texts: Iterable[str], *, resume: boo
                                    max_positions=max(512, cfg.data.max_length)), vocab
         return build_encoder(cfg.model, cfg.data, [])[0], vocab
     encoder, vocab = build_encoder(cfg.model, cfg.data, texts)
-    vocab.save(run_dir / RUN_VOCAB)
+    vocab.save(run_dir / RUN_VOCAB)  # both written atomically (cner.fileio.atomic_write)
     cfg.save(run_dir / RUN_CONFIG)
     return encoder, vocab
