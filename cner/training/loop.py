@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,13 +25,14 @@ import torch
 from torch import nn
 
 from cner.config import TrainingConfig
-from cner.errors import ConfigError, ModelError
+from cner.errors import ConfigError
 from cner.fileio import atomic_write
 from cner.runtime.devices import autocast, resolve_device, resolve_precision
+from cner.training.checkpoints import CHECKPOINTS, LATEST, Checkpointer  # noqa: F401
+from cner.training.checkpoints import rng_state as _rng_state
+from cner.training.checkpoints import set_rng_state as _set_rng_state
 
 Batch = dict[str, Any]  # tensors for model(**batch), plus "n_chars": int (for throughput)
-CHECKPOINTS = "checkpoints"
-LATEST = "latest"
 
 
 @dataclass
@@ -103,67 +101,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _move(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()
             if isinstance(v, torch.Tensor)}
-
-
-class Checkpointer:
-    """Atomic checkpoints under ``run_dir/checkpoints``: each is written to a temporary
-    directory, renamed into place, then ``latest`` is rewritten atomically to name it."""
-
-    def __init__(self, run_dir: Path, keep: int = 2) -> None:
-        self.root = run_dir / CHECKPOINTS
-        self.keep = keep
-
-    def save(self, model: nn.Module, trainer_state: dict, step: int) -> None:
-        from cner.models.modeldir import save_state
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / f"step-{step:08d}"
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
-        save_state(model, tmp / "model.safetensors")
-        torch.save(trainer_state, tmp / "trainer.pt")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        with atomic_write(self.root / LATEST) as handle:
-            handle.write(final.name + "\n")
-        for old in sorted(p for p in self.root.glob("step-*") if p != final)[:-(self.keep - 1) or None]:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def latest(self) -> Path | None:
-        pointer = self.root / LATEST
-        if not pointer.is_file():
-            return None
-        path = self.root / pointer.read_text().strip()
-        return path if path.is_dir() else None
-
-    def load(self, model: nn.Module) -> dict:
-        from cner.models.modeldir import load_state
-
-        path = self.latest()
-        if path is None:
-            raise ModelError(f"no checkpoint in {self.root}; the run has not reached its first "
-                             "checkpoint, start it again without --resume")
-        load_state(model, path / "model.safetensors")
-        # Our own file, loaded with the restricted unpickler: tensors and plain containers only.
-        return torch.load(path / "trainer.pt", weights_only=True)
 
 
 class MetricsLog:
