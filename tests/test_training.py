@@ -229,3 +229,112 @@ def test_linear_schedule_follows_steps_or_the_time_budget():
     assert by_time(550) == pytest.approx(0.5)
     used["fraction"] = 1.0
     assert by_time(10) == 0.0
+
+
+# -- the loop's parts, on a toy model (model(**batch) -> loss, as a masked LM would be) ----------
+
+class _Toy(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = torch.nn.Linear(4, 1)
+
+    def forward(self, x, y):
+        return ((self.encoder(x).squeeze(-1) - y) ** 2).mean()
+
+
+def _toy_batches(n: int):
+    def epoch_batches(epoch: int) -> list[dict]:
+        g = torch.Generator().manual_seed(epoch)
+        return [{"x": torch.randn(2, 4, generator=g), "y": torch.randn(2, generator=g),
+                 "n_chars": 8} for _ in range(n)]
+    return epoch_batches
+
+
+def _toy_config(**values):
+    from cner.config import TrainingConfig
+
+    return TrainingConfig(**{"device": "cpu", "precision": "fp32", "threads": 1,
+                             "early_stopping_patience": None, "batch_size": 2, **values})
+
+
+def test_train_steps_yields_one_record_per_optimiser_step():
+    from cner.training.schedule import Cadence, Clock
+    from cner.training.steps import LoopState, Optimisation, train_steps
+
+    cfg = _toy_config(epochs=2, grad_accumulation=2)
+    model = _Toy()
+    device, precision = Optimisation.prepare(model, cfg)
+    clock = Clock(None)
+    opt = Optimisation(model, cfg, total_steps=4, device=device, precision=precision, clock=clock)
+    evaluated = []
+    state = LoopState()
+    records = list(train_steps(opt, _toy_batches(3), state, total_steps=4, accumulation=2,
+                               cadence=Cadence.of(cfg), clock=clock,
+                               evaluate=lambda s: evaluated.append((s.step, s.epoch))))
+    assert [r.step for r in records] == [1, 2, 3, 4]
+    assert [r.epoch for r in records] == [0, 0, 1, 1]
+    assert [len(r.batch_losses) for r in records] == [2, 1, 2, 1]  # 3 batches, groups of 2
+    assert [r.epoch_done for r in records] == [False, True, False, True]
+    assert [r.chars for r in records] == [16, 8, 16, 8] and state.chars == 48
+    assert [r.stop for r in records] == [None, None, None, "completed"]
+    assert evaluated == [(2, 1), (4, 2)]  # each epoch's end, after the epoch count moved on
+    assert records[-1].lr == 0.0 and state.finished  # the linear decay reaches 0 at the end
+    assert list(train_steps(opt, _toy_batches(3), state, total_steps=4, accumulation=2,
+                            cadence=Cadence.of(cfg), clock=clock, evaluate=lambda s: None)) == []
+
+
+def test_time_limit_stops_after_the_first_step_and_evaluates_it(tmp_path):
+    from cner.training.loop import train_loop
+
+    saved = []
+    cfg = _toy_config(epochs=5, max_minutes=1e-9, eval_every=100, log_every=1)
+    result = train_loop(_Toy(), cfg=cfg, run_dir=tmp_path, epoch_batches=_toy_batches(4),
+                        evaluate=lambda m: {"loss": 1.0}, save_best=lambda m, s: saved.append(s),
+                        score_key="loss", progress=False)
+    assert result.stopped_because == "time limit" and result.state.step == 1
+    assert saved == [{"loss": 1.0}]  # the final model was evaluated although no eval was due
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["train", "eval", "end"]
+    assert events[-1]["reason"] == "time limit"
+
+
+@pytest.mark.parametrize("higher_is_better, best, stopped", [
+    (True, 3.0, "early stopping"), (False, 1.0, "completed")])
+def test_score_direction_picks_the_best_and_drives_early_stopping(
+        tmp_path, higher_is_better, best, stopped):
+    """A masked-LM-like task: evaluation gives a loss, lower is better."""
+    from cner.training.loop import train_loop
+
+    losses = iter([3.0, 2.0, 2.5, 1.0, 1.5, 1.2])
+    saved = []
+    result = train_loop(_Toy(), cfg=_toy_config(max_steps=6, eval_every=1,
+                                                early_stopping_patience=3),
+                        run_dir=tmp_path, epoch_batches=_toy_batches(4),
+                        evaluate=lambda m: {"loss": next(losses)},
+                        save_best=lambda m, s: saved.append(s["loss"]), score_key="loss",
+                        higher_is_better=higher_is_better, progress=False)
+    assert result.best_metrics == {"loss": best} and result.stopped_because == stopped
+    assert saved == ([3.0] if higher_is_better else [3.0, 2.0, 1.0])
+    assert result.state.best_step == (1 if higher_is_better else 4)
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["best"] for e in events if e["event"] == "eval"] == (
+        [True, False, False, False] if higher_is_better else
+        [True, True, False, True, False, False])
+
+
+def test_missing_score_key_is_a_clear_error(tmp_path):
+    from cner.training.loop import train_loop
+
+    with pytest.raises(ConfigError, match="no 'f1' to keep the best model by; it gives loss"):
+        train_loop(_Toy(), cfg=_toy_config(max_steps=1), run_dir=tmp_path,
+                   epoch_batches=_toy_batches(2), evaluate=lambda m: {"loss": 1.0},
+                   save_best=lambda m, s: None, progress=False)
+
+
+def test_loop_rejects_a_length_of_no_steps_built_in_code(tmp_path):
+    from cner.training.loop import train_loop
+
+    with pytest.raises(ConfigError, match=r"'training.epochs' expects an int >= 1, found 0"):
+        train_loop(_Toy(), cfg=_toy_config(epochs=0), run_dir=tmp_path,
+                   epoch_batches=_toy_batches(2), evaluate=None, save_best=lambda m, s: None,
+                   progress=False)
