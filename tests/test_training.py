@@ -259,11 +259,11 @@ def _toy_config(**values):
 
 def test_train_steps_yields_one_record_per_optimiser_step():
     from cner.training.schedule import Cadence, Clock
-    from cner.training.steps import LoopState, Optimisation, train_steps
+    from cner.training.steps import LoopState, Optimisation, prepare_model, train_steps
 
     cfg = _toy_config(epochs=2, grad_accumulation=2)
     model = _Toy()
-    device, precision = Optimisation.prepare(model, cfg)
+    device, precision = prepare_model(model, cfg)
     clock = Clock(None)
     opt = Optimisation(model, cfg, total_steps=4, device=device, precision=precision, clock=clock)
     evaluated = []

@@ -31,7 +31,7 @@ from cner.training.evaluation import BestKeeper, Metrics
 from cner.training.reporting import MetricsLog, ProgressBar, TrainLog
 from cner.training.schedule import Cadence, Clock, linear_schedule
 from cner.training.steps import (Batch, LoopState, Optimisation, StepRecord, param_groups,
-                                 seed_everything, train_steps)
+                                 prepare_model, seed_everything, train_steps)
 
 __all__ = ["Batch", "CHECKPOINTS", "Checkpointer", "LATEST", "LoopState", "MetricsLog",
            "StepRecord", "TrainResult", "linear_schedule", "param_groups", "seed_everything",
@@ -105,7 +105,7 @@ def train_loop(model: nn.Module, *, cfg: TrainingConfig, run_dir: str | Path,
         raise ConfigError("training.batch_size and training.grad_accumulation must be >= 1")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device, precision = Optimisation.prepare(model, cfg)
+    device, precision = prepare_model(model, cfg)
     total_steps = planned_steps(cfg, epoch_batches)
     clock = Clock(cfg.max_minutes)
     opt = Optimisation(model, cfg, total_steps=total_steps, device=device, precision=precision,

@@ -86,6 +86,24 @@ def param_groups(model: nn.Module, cfg: TrainingConfig) -> list[dict]:
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
 
+def prepare_model(model: nn.Module, cfg: TrainingConfig) -> tuple[torch.device, str]:
+    """Device, precision and threads; the seed; the model on the device with its frozen
+    encoder or gradient checkpointing. Seeded here, before anything draws random numbers,
+    because the run's randomness (dropout) starts from it."""
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    if cfg.threads and device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    model.to(device)
+    if cfg.freeze_encoder:
+        for param in model.encoder.parameters():
+            param.requires_grad_(False)
+    if cfg.gradient_checkpointing:
+        model.encoder.gradient_checkpointing_enable()
+    return device, precision
+
+
 def _move(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()
             if isinstance(v, torch.Tensor)}
@@ -94,7 +112,7 @@ def _move(batch: Batch, device: torch.device) -> Batch:
 class Optimisation:
     """The model and what updates it: AdamW, the learning-rate schedule (following the clock
     when the run has a time budget), gradient clipping, and the fp16 grad scaler (a no-op in
-    other precisions). `prepare` must have put the model on ``device`` first."""
+    other precisions). `prepare_model` must have put the model on ``device`` first."""
 
     def __init__(self, model: nn.Module, cfg: TrainingConfig, *, total_steps: int,
                  device: torch.device, precision: str, clock: Clock) -> None:
@@ -106,24 +124,6 @@ class Optimisation:
             total_steps, int(cfg.warmup_ratio * total_steps),
             clock.budget_used if clock.budget else None))
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-
-    @classmethod
-    def prepare(cls, model: nn.Module, cfg: TrainingConfig) -> tuple[torch.device, str]:
-        """Device, precision and threads; the seed; the model on the device with its frozen
-        encoder or gradient checkpointing. Seeded here, before anything draws random numbers,
-        because the run's randomness (dropout) starts from it."""
-        device = resolve_device(cfg.device)
-        precision = resolve_precision(cfg.precision, device)
-        if cfg.threads and device.type == "cpu":
-            torch.set_num_threads(cfg.threads)
-        seed_everything(cfg.seed)
-        model.to(device)
-        if cfg.freeze_encoder:
-            for param in model.encoder.parameters():
-                param.requires_grad_(False)
-        if cfg.gradient_checkpointing:
-            model.encoder.gradient_checkpointing_enable()
-        return device, precision
 
     def step(self, group: Sequence[Batch]) -> tuple[tuple[float, ...], int]:
         """Forward and backward each batch of ``group``, then one optimiser and scheduler
