@@ -79,8 +79,9 @@ def consume(records: Iterable[StepRecord], *, state: LoopState, log: TrainLog, b
     steps stopped, None when there were none (a resumed, finished run)."""
     stop = None
     for record in records:
-        # Log before checkpointing: a run killed in between resumes with this step's events
-        # in metrics.jsonl (a resume keeps the events up to its checkpoint, and no later).
+        # Log before checkpointing: the other way round, a kill between the two would lose
+        # this step's events for good, as the resumed run starts after the step. This way the
+        # resume drops them with the other events after its checkpoint and logs them again.
         bar.update(log.record(record), state.best_score)
         if record.stop or cadence.checkpoint_due(record.step, record.epoch_done):
             checkpoint()
