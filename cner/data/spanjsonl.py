@@ -1,6 +1,7 @@
 """cner's own span JSON Lines: ``{"id", "text", "entities": [{"start", "end", "label"}]}``.
 
-Offsets are end-exclusive Python string indices; an entity may also carry ``text`` (checked
+Offsets are end-exclusive Python string indices, JSON integers (not ``0.5``, ``"0"`` or
+``true``); the label is a non-empty string. An entity may also carry ``text`` (checked
 against the slice) and ``score`` (ignored when reading a corpus). This is also the JSONL
 output of ``cner annotate``.
 """
@@ -17,6 +18,31 @@ from cner.fileio import iter_lines, parse_json_line
 from cner.schemes import Span
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _entity_fields(ent: object, path: str | Path, number: int) -> tuple[int, int, str]:
+    """``start``, ``end`` and ``label`` of an entity object, exactly as written: integers (not
+    ``0.5``, ``"0"`` or ``true``) and a non-empty string (not ``7``)."""
+    def refuse(problem: str) -> InputError:
+        return InputError(f"entity {ent!r} needs integer 'start', 'end' and a 'label' string: "
+                          + problem, path=path, line=number)
+
+    if not isinstance(ent, dict):
+        raise refuse(f"it is a {type(ent).__name__}, not an object")
+    missing = [key for key in ("start", "end", "label") if key not in ent]
+    if missing:
+        raise refuse("it has no " + " and no ".join(map(repr, missing)))
+    start, end, label = ent["start"], ent["end"], ent["label"]
+    for key, value in (("start", start), ("end", end)):
+        if not _is_int(value):
+            raise refuse(f"{key!r} is {type(value).__name__} {value!r}")
+    if not isinstance(label, str) or not label:
+        raise refuse(f"'label' is {type(label).__name__} {label!r}")
+    return start, end, label
+
+
 def read_span_jsonl(path: str | Path) -> Iterator[Example]:
     for number, line in iter_lines(path):
         if not line.strip():
@@ -31,11 +57,7 @@ def read_span_jsonl(path: str | Path) -> Iterator[Example]:
             raise InputError(f"'entities' must be a list, found {type(entities).__name__}",
                              path=path, line=number)
         for ent in entities:
-            try:
-                start, end, label = int(ent["start"]), int(ent["end"]), str(ent["label"])
-            except (KeyError, TypeError, ValueError):
-                raise InputError(f"entity {ent!r} needs integer 'start', 'end' and a 'label'",
-                                 path=path, line=number) from None
+            start, end, label = _entity_fields(ent, path, number)
             if not 0 <= start < end <= len(text):
                 raise InputError(f"entity {start}:{end} is outside the text ({len(text)} "
                                  "characters) or empty", path=path, line=number)
