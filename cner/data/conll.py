@@ -63,16 +63,18 @@ def sentence_to_example(sentence: TaggedSentence, *, scheme: str, mode: str = "s
     try:
         token_spans = tags_to_spans(sentence.tags, scheme=scheme, mode=mode)
     except SchemeError as exc:
-        line = sentence.line
+        line, problem = sentence.line, str(exc)
         bad = find_invalid(sentence.tags, scheme)
         if mode == "lenient":  # transitions were repaired: only an unknown tag can be at fault
-            bad = [v for v in bad if v.reason != "invalid transition"] or bad
+            unknown = [v for v in bad if v.reason != "invalid transition"]
+            if unknown:  # the first in the file, with its own message (tags_to_spans
+                bad, problem = unknown, unknown[0].reason  # names any one of the unknown tags)
         if bad and sentence.token_lines:
             line = sentence.token_lines[min(bad[0].position, len(sentence.token_lines) - 1)]
         hint = ("fix the tags" if mode == "lenient" else  # lenient cannot repair an unknown tag
                 "fix the tags, or read with mode='lenient' (--lenient) to repair them the "
                 "conlleval way")
-        raise InputError(str(exc), path=sentence.source, line=line, hint=hint) from None
+        raise InputError(problem, path=sentence.source, line=line, hint=hint) from None
     starts = [0]
     for token in sentence.tokens:
         starts.append(starts[-1] + len(token))
