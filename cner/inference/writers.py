@@ -9,6 +9,9 @@
   separated by ``,``, then ``]``), so a partial list can be continued after an interruption;
   an empty list is ``[]``.
 
+JSON and JSONL are valid JSON (``allow_nan=False``): an id or score that is NaN or infinite is
+an error, never written as ``NaN``/``Infinity``.
+
 Non-ASCII text is written as is (``ensure_ascii=False``); scores are rounded to 4 decimals
 the same way in every format. A writer knows how many documents were written before it
 (``written``), which is all it needs to continue a partial output.
@@ -17,10 +20,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cner.errors import InputError, ModelError
 from cner.fileio import atomic_write
 
 HEADER = ("doc_id", "start", "end", "label", "text", "score")
@@ -45,6 +50,22 @@ def document_record(doc_id, text: str, entities: Sequence) -> dict[str, Any]:
 
 def _dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False)
+
+
+def record_json(doc_id, text: str, entities: Sequence) -> str:
+    """One document as a line of valid JSON; a NaN or infinite id (`InputError`) or score
+    (`ModelError`) is refused rather than written as ``NaN``/``Infinity``."""
+    record = document_record(doc_id, text, entities)
+    try:
+        return json.dumps(record, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        if not all(math.isfinite(e["score"]) for e in record["entities"]):
+            raise ModelError(f"document {doc_id!r}: the model gave a score that is not a "
+                             "number (NaN or infinite), which JSON cannot hold; are its weights "
+                             "intact?") from None
+        raise InputError(f"document id {doc_id!r} is or holds NaN or an infinite number, "
+                         "which JSON cannot hold", hint="use a string or a finite number"
+                         ) from None
 
 
 class Writer:
@@ -93,7 +114,7 @@ class CsvWriter(Writer):
 
 class JsonlWriter(Writer):
     def _write(self, doc_id, text: str, entities: Sequence) -> None:
-        self.handle.write(_dumps(document_record(doc_id, text, entities)) + "\n")
+        self.handle.write(record_json(doc_id, text, entities) + "\n")
 
 
 class JsonWriter(Writer):
@@ -101,8 +122,8 @@ class JsonWriter(Writer):
         self.handle.write("[")
 
     def _write(self, doc_id, text: str, entities: Sequence) -> None:
-        self.handle.write(("\n" if self.written == 0 else ",\n")
-                          + _dumps(document_record(doc_id, text, entities)))
+        line = record_json(doc_id, text, entities)  # before writing: an error writes nothing
+        self.handle.write(("\n" if self.written == 0 else ",\n") + line)
 
     def end(self) -> None:
         self.handle.write("\n]\n" if self.written else "]\n")
@@ -142,4 +163,4 @@ def write_annotations(path: str | Path, documents: Iterable[tuple[Any, str, Sequ
 
 __all__ = ["FORMATS", "HEADER", "CsvWriter", "JsonWriter", "JsonlWriter", "Writer",
            "document_record", "format_from_suffix", "format_score", "make_writer",
-           "write_annotations"]
+           "record_json", "write_annotations"]
