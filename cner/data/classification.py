@@ -8,7 +8,8 @@ an undecodable byte, a missing column, an empty text or a short row is reported 
 Conventions (the per-task readers in `cner.tasks.registry` rely on them):
 
 * Quoting. ``quoting=True`` reads with the csv module (RFC 4180: ``"`` opens a quoted
-  field, ``""`` inside is a literal quote, a quoted field may span lines). ``quoting=False``
+  field, ``""`` inside is a literal quote, a quoted field may span lines, up to 1,000 of
+  them: a longer one is taken for an unbalanced quote). ``quoting=False``
   splits each raw line on the delimiter, which is exactly ``csv.QUOTE_NONE`` with no
   escape character: quote characters are ordinary text. The GLUE TSV files (MRPC, SST-2),
   ChnSentiCorp and AFQMC are *not* quoted, and MRPC sentences contain ``"``, so they must
@@ -28,12 +29,12 @@ Conventions (the per-task readers in `cner.tasks.registry` rely on them):
 """
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cner.data.delimited import quoted_records
 from cner.errors import InputError
 from cner.fileio import BOM, iter_lines, parse_json_line
 
@@ -87,7 +88,9 @@ def iter_delimited_rows(path: str | Path, *, delimiter: str = "\t", quoting: boo
     ``line`` is where the row starts (1-based). Every field has a leading BOM removed.
     Blank lines are skipped. With ``quoting=False`` each line is split on ``delimiter``
     (``csv.QUOTE_NONE`` semantics: quotes are text); with ``quoting=True`` the csv module
-    parses RFC 4180 quoting in strict mode, and a malformed quote is an `InputError`.
+    parses RFC 4180 quoting in strict mode, and a malformed quote is an `InputError`, as is a
+    quote left open at the end of the file or one whose field runs past
+    `cner.data.delimited.MAX_QUOTED_LINES` lines (both name the line where it opened).
     """
     if len(delimiter) != 1:
         raise ValueError(f"delimiter must be one character, got {delimiter!r}")
@@ -98,30 +101,15 @@ def iter_delimited_rows(path: str | Path, *, delimiter: str = "\t", quoting: boo
             yield number, [strip_bom(field) for field in line.split(delimiter)]
         return
 
-    # csv quoting: feed the reader the decoded lines (exact UTF-8 errors from iter_lines),
-    # remembering which file line each record starts on.
-    current = [0]
-
-    def source() -> Iterator[str]:
-        for number, line in iter_lines(path):
-            current[0] = number
-            yield line + "\n"
-
-    reader = csv.reader(source(), delimiter=delimiter, quotechar='"', doublequote=True,
-                        strict=True)
-    start = 1
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InputError(f"malformed CSV quoting: {exc}", path=path, line=start,
-                             hint="if quote characters are part of the text, read with "
-                             "quoting=False") from None
+    # csv quoting: the decoded lines (exact UTF-8 errors from iter_lines) go through
+    # `quoted_records`, which knows the line each record starts on and refuses a quote that
+    # swallows the rest of the file (naming the line where it opened).
+    lines = ((number, line + "\n") for number, line in iter_lines(path))
+    for start, fields in quoted_records(
+            lines, path=path, delimiter=delimiter, what="CSV" if delimiter == "," else "TSV",
+            hint="if quote characters are part of the text, read with quoting=False"):
         if fields:  # csv gives [] for a blank line
             yield start, [strip_bom(field) for field in fields]
-        start = current[0] + 1
 
 
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:

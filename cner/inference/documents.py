@@ -4,21 +4,31 @@ Inputs are read lazily. ``.txt`` (also unknown suffixes and ``-``, standard inpu
 per line, ``doc_id`` = 1-based line number; empty lines give no document but keep the numbering;
 NUL bytes are text. ``.jsonl``/``.ndjson``/``.json``: an object per line with ``text`` and
 optional ``id`` (else the line number). ``.csv``/``.tsv``: a header, a text column and an
-optional id column (``id`` when present; else the 1-based data row). With several inputs every
-``doc_id`` becomes ``"INPUT:doc_id"`` (``INPUT`` as given). Invalid UTF-8 is an `InputError`
-naming the line and 0-based byte offset; ``errors="replace"`` decodes it as U+FFFD.
+optional id column (``id`` when present; else the 1-based data row); a quote left open, or one
+whose field runs past 1,000 lines, is an error at the line where it opened
+(`cner.data.delimited`). With several inputs every ``doc_id`` becomes ``"INPUT:doc_id"``
+(``INPUT`` as given). Invalid UTF-8 is an `InputError` naming the line and 0-based byte offset;
+``errors="replace"`` decodes it as U+FFFD.
+
+An input is a regular file, ``-``, or a stream: a readable character device or pipe such as
+``/dev/null`` or ``/dev/fd/N`` (bash's ``<(...)``), read once, with no size known beforehand.
+A JSON Lines id must be a value JSON output can hold: ``NaN``/``Infinity`` (not JSON) and a
+number too large for a float (``1e999``) are errors naming the line.
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cner.data.delimited import quoted_records
 from cner.errors import ConfigError, InputError
 from cner.fileio import decode_lines
 
@@ -39,16 +49,46 @@ def input_kind(path: str | os.PathLike) -> str:
 
 
 def check_input(path: str) -> None:
-    if path != "-" and not Path(path).is_file():
-        raise InputError("is a directory, expected a file" if Path(path).is_dir()
-                         else "file not found", path=path)
+    """Refuse a missing path, a directory, and anything but a regular file, a character
+    device or a pipe (``-`` is standard input)."""
+    if path == "-":
+        return
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks: /dev/fd/N -> the pipe itself
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read it: {exc.strerror}", path=path) from None
+    if stat.S_ISDIR(mode):
+        raise InputError("is a directory, expected a file", path=path)
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        raise InputError("is not a file, a character device or a pipe", path=path)
+
+
+def is_stream(path: str) -> bool:
+    """Whether ``path`` is read as a stream (``-``, a character device or a pipe): once, and
+    with no size known beforehand."""
+    if path == "-":
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def input_size(path: str) -> int | None:
+    """The size in bytes of a regular file input; ``None`` for a stream (`is_stream`)."""
+    return None if is_stream(path) else os.path.getsize(path)
 
 
 def _lines(path: str, errors: str, *, keep_ends: bool = False
            ) -> Iterator[tuple[int, str, int]]:
     """``(line number, text, byte offset after the line)``; ``-`` reads standard input."""
     check_input(path)
-    handle = sys.stdin.buffer if path == "-" else open(path, "rb")
+    try:
+        handle = sys.stdin.buffer if path == "-" else open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read it: {exc.strerror}", path=path) from None
     name, where = ("<stdin>", "of standard input") if path == "-" else (path, "of the file")
     try:
         yield from decode_lines(handle, name=name, errors=errors, where=where,
@@ -75,16 +115,52 @@ def _txt(path: str, errors: str) -> Iterator[tuple[Document, int]]:
             yield Document(number, text, number), offset
 
 
+class _NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's json reads them, JSON has no such
+    values."""
+
+
+def _no_constant(name: str):
+    raise _NotJson(name)
+
+
+class _Overflow(float):
+    """A JSON number too large for a float (``1e999``): infinite, with its text as written."""
+
+    text: str
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isfinite(value):
+        return value
+    overflow = _Overflow(value)
+    overflow.text = text
+    return overflow
+
+
+def _overflow(value: Any) -> str | None:
+    """The text of the first number in ``value`` (at any depth) too large for a float."""
+    if isinstance(value, _Overflow):
+        return value.text
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((text for item in items if (text := _overflow(item)) is not None), None)
+
+
 def _jsonl(path: str, errors: str, text_key: str, id_key: str | None
            ) -> Iterator[tuple[Document, int]]:
     for number, line, offset in _lines(path, errors):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_constant=_no_constant, parse_float=_parse_float)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON at column {exc.colno}: {exc.msg}", path=path,
                              line=number, hint="expected one JSON object per line") from None
+        except _NotJson as exc:
+            raise InputError(f"invalid JSON: {exc} is not a JSON value", path=path,
+                             line=number, hint="write the value as a string or a number"
+                             ) from None
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object, found {type(obj).__name__}", path=path,
                              line=number, hint="expected one JSON object per line")
@@ -98,6 +174,10 @@ def _jsonl(path: str, errors: str, text_key: str, id_key: str | None
                              path=path, line=number)
         doc_id = obj.get(id_key or "id")
         doc_id = _clean(doc_id, errors, path, number, "id") if isinstance(doc_id, str) else doc_id
+        if (too_large := _overflow(doc_id)) is not None:
+            raise InputError(f"the id holds the number {too_large}, too large for a float: the "
+                             "JSON output could not hold it", path=path, line=number,
+                             hint=f'write it as a string ("{too_large}")')
         yield Document(number if doc_id is None else doc_id,
                        _clean(text, errors, path, number, "text"), number), offset
 
@@ -105,23 +185,16 @@ def _jsonl(path: str, errors: str, text_key: str, id_key: str | None
 def _table(path: str, errors: str, delimiter: str, text_column: str, id_column: str | None
            ) -> Iterator[tuple[Document, int]]:
     csv.field_size_limit(max(csv.field_size_limit(), 2 ** 31 - 1))
-    where = [0, 0]  # line number and byte offset of the last line the csv reader took
+    offset = [0]  # byte offset after the last line the csv reader took
 
-    def feed() -> Iterator[str]:
-        for number, text, offset in _lines(path, errors, keep_ends=True):
-            where[:] = [number, offset]
-            yield text
+    def feed() -> Iterator[tuple[int, str]]:
+        for number, text, after in _lines(path, errors, keep_ends=True):
+            offset[0] = after
+            yield number, text
 
-    rows, header, row_number = csv.reader(feed(), delimiter=delimiter), None, 0
-    while True:
-        first_line = where[0] + 1
-        try:
-            row = next(rows, None)
-        except csv.Error as exc:
-            raise InputError(f"malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}",
-                             path=path, line=where[0]) from None
-        if row is None:
-            return
+    header, row_number = None, 0
+    for first_line, row in quoted_records(feed(), path=path, delimiter=delimiter,
+                                          what="TSV" if delimiter == "\t" else "CSV"):
         if not row:  # a blank line
             continue
         if header is None:
@@ -140,7 +213,7 @@ def _table(path: str, errors: str, delimiter: str, text_column: str, id_column: 
                              hint="quote fields that hold the delimiter or a line break")
         row_number += 1
         doc_id = row_number if id_at is None or row[id_at] == "" else row[id_at]
-        yield Document(doc_id, row[text_at], first_line), where[1]
+        yield Document(doc_id, row[text_at], first_line), offset[0]
 
 
 def _read(path: str, *, text_column: str, id_column: str | None, errors: str
@@ -170,7 +243,9 @@ def all_documents(inputs: Sequence[str], **options) -> Iterator[tuple[Document, 
             if len(inputs) > 1:
                 doc = doc._replace(doc_id=f"{path}:{doc.doc_id}")
             yield doc, done + last
-        done += last if path == "-" else os.path.getsize(path)
+        size = input_size(path)
+        done += last if size is None else size
 
 
-__all__ = ["Document", "all_documents", "check_input", "input_kind", "read_documents"]
+__all__ = ["Document", "all_documents", "check_input", "input_kind", "input_size", "is_stream",
+           "read_documents"]
