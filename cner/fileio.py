@@ -1,11 +1,22 @@
-"""Reading text files line by line with exact error locations, and atomic writes."""
+"""Reading text files line by line with exact error locations, and writing outputs safely.
+
+Every command that writes a user's output goes through `open_output`: a regular file (or a
+new one) is written atomically (`atomic_write`), a symlink is followed and its target replaced
+the same way, and a device, FIFO, ``/dev/stdout``-like path or ``-`` is written as a stream,
+never replaced. `check_not_input` refuses an output that is one of the command's inputs.
+"""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import re
+import stat
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -62,7 +73,7 @@ def decode_lines(handle: IO[bytes], *, name: str, errors: str = "strict",
         yield number, text, offset
 
 
-def _target_mode(path: Path) -> int:
+def target_mode(path: Path) -> int:
     """The mode for a new ``path``: that of the file it replaces, else 0666 less the umask."""
     try:
         return path.stat().st_mode & 0o7777
@@ -112,7 +123,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with handle:
             # mkstemp creates the file 0600; give the output the mode a plain open() would
             # (or keep the mode of the file being replaced).
-            os.chmod(tmp, _target_mode(path))
+            os.chmod(tmp, target_mode(path))
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -121,3 +132,116 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# /dev/stdout, /dev/fd/N, /proc/self/fd/N...: an open descriptor, not a file to replace.
+_FD_LINK = re.compile(r"/dev/(stdin|stdout|stderr|fd/\d+)|/proc/(self|thread-self|\d+)/fd/\d+")
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """What an output path names. ``kind``: ``stdout`` (``-``), ``stream`` (a device, FIFO,
+    socket or open descriptor: written in place, never renamed over) or ``file`` (a regular
+    file or a new one; ``path`` is the file itself, symlinks followed)."""
+
+    kind: str
+    path: Path | None
+
+
+def _names_a_descriptor(path: str) -> bool:
+    """Whether ``path`` or a symlink it leads through is a ``/proc/*/fd`` entry."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own symlink limit
+        if _FD_LINK.fullmatch(current):
+            return True
+        if not os.path.islink(current):
+            return False
+        current = os.path.normpath(os.path.join(os.path.dirname(current),
+                                                os.readlink(current)))
+    return False
+
+
+def output_target(path: str | os.PathLike) -> OutputTarget:
+    """Classify an output path (see `OutputTarget`); a directory is an `InputError`."""
+    raw = os.fspath(path)
+    if raw == "-":
+        return OutputTarget("stdout", None)
+    if _names_a_descriptor(raw):
+        return OutputTarget("stream", Path(raw))
+    try:
+        mode = os.stat(raw).st_mode  # follows symlinks
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise InputError(f"cannot write there: {exc.strerror}", path=raw) from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise InputError("is a directory, expected a file", path=raw)
+    if mode is not None and not stat.S_ISREG(mode):
+        return OutputTarget("stream", Path(raw))
+    # A symlink (dangling or not) is followed: its target is what gets replaced.
+    return OutputTarget("file", Path(os.path.realpath(raw)) if os.path.islink(raw)
+                        else Path(raw))
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_not_input(output: str | os.PathLike | None, inputs: Iterable[str | os.PathLike],
+                    *, also: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse (`InputError`) to replace an input: ``output`` (or any path in ``also``, such as
+    the output's ``.partial``) names one of ``inputs``, directly, through a symlink or as a
+    hard link. Streams and standard output replace nothing and pass."""
+    if output is None or output_target(output).kind != "file":
+        return
+    for candidate in (output, *also):
+        for source in inputs:
+            if os.fspath(source) != "-" and _same_file(candidate, source):
+                raise InputError(f"the output {os.fspath(output)} is the input file "
+                                 f"{os.fspath(source)}; cner never writes over an input, "
+                                 "so choose another output path")
+
+
+def utf8_stdout() -> tuple[IO[str], bool]:
+    """Standard output, re-wrapped as UTF-8 when the locale gave it another encoding;
+    ``(stream, wrapped)`` (a wrapped stream is to be ``detach()``ed, not closed)."""
+    out = sys.stdout
+    if (out.encoding or "utf-8").lower().replace("-", "") == "utf8" or not hasattr(out, "buffer"):
+        return out, False
+    out.flush()
+    return io.TextIOWrapper(out.buffer, encoding="utf-8", newline="", write_through=True), True
+
+
+@contextlib.contextmanager
+def open_output(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
+                newline: str | None = "") -> Iterator[IO]:
+    """Open a user's output for writing, the same way for every command (see `OutputTarget`):
+    a file atomically (`atomic_write` on the symlink's target when ``path`` is a symlink),
+    a stream in place (appending: no truncation, no rename), ``-`` as standard output."""
+    binary = "b" in mode
+    target = output_target(path)
+    if target.kind == "stdout":
+        if binary:
+            yield sys.stdout.buffer
+            sys.stdout.buffer.flush()
+            return
+        handle, wrapped = utf8_stdout()
+        try:
+            yield handle
+            handle.flush()
+        finally:
+            if wrapped:
+                handle.detach()
+    elif target.kind == "stream":
+        if binary:
+            with open(target.path, "ab") as handle:
+                yield handle
+        else:
+            with open(target.path, "a", encoding=encoding, newline=newline) as handle:
+                yield handle
+    else:
+        with atomic_write(target.path, mode, encoding=encoding, newline=newline) as handle:
+            yield handle
