@@ -6,11 +6,18 @@ A file output grows in ``OUT.partial`` (flushed per chunk) beside ``OUT.partial.
 done; inputs with sizes and mtimes, options, model fingerprint); success renames it to ``OUT``
 and removes the state. ``resume=True`` continues an interrupted job on the same chunk grid, so
 with the same options the output is byte-identical to an uninterrupted run.
+
+A job holds an exclusive lock (``flock``) on ``OUT.partial`` from before it touches it until it
+ends, so a second job writing the same output fails at once and leaves the first one's files
+alone. An output that is a symlink is followed (the partial grows beside its target); a
+device, FIFO or ``/dev/stdout`` is written as a stream (no partial, no resume), like ``-``.
+An output naming one of the inputs is refused.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -21,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cner.errors import CnerError, ConfigError, InputError, ModelError
-from cner.fileio import atomic_write
+from cner.fileio import atomic_write, check_not_input, output_target, target_mode, utf8_stdout
 from cner.inference.documents import (ERRORS, Document, all_documents, check_input, input_kind,
                                       read_documents)
 from cner.inference.tagger import Tagger
@@ -46,9 +53,10 @@ class AnnotateReport:
     seconds: float
     chars: int
     resumed: int = 0  # documents that an earlier, interrupted run had already written
+    resumed_chars: int = 0  # their characters: not part of this session's rate
 
     def summary(self) -> str:
-        rate = self.chars / max(self.seconds, 1e-9)
+        rate = (self.chars - self.resumed_chars) / max(self.seconds, 1e-9)
         return (f"annotated {self.documents:,} documents ({self.chars:,} characters), "
                 f"{self.entities:,} entities in {self.seconds:.1f} s ({rate:,.0f} characters/s)"
                 + (f"; {self.resumed:,} were done before resuming" if self.resumed else ""))
@@ -128,13 +136,52 @@ def _resume_state(state_path: Path, partial: Path, job: dict) -> dict | None:
     return progress
 
 
-def _utf8_stdout():
-    """Standard output, re-wrapped as UTF-8 when the locale gave it another encoding."""
-    out = sys.stdout
-    if (out.encoding or "utf-8").lower().replace("-", "") == "utf8" or not hasattr(out, "buffer"):
-        return out, False
-    out.flush()
-    return io.TextIOWrapper(out.buffer, encoding="utf-8", newline="", write_through=True), True
+def _lock_holder(fd: int) -> str:
+    """`` (pid N)`` for the process holding the lock on ``fd``'s file, from /proc/locks
+    (Linux), else an empty string."""
+    info = os.fstat(fd)
+    exact = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii") as locks:
+            held = [(f[5], f[4]) for f in map(str.split, locks)
+                    if len(f) > 5 and f[1] == "FLOCK" and f[3] == "WRITE"]
+    except (OSError, ValueError):
+        return ""
+    # the device can read differently on overlay filesystems: fall back to the inode alone
+    for same in (lambda where: where == exact,
+                 lambda where: where.rsplit(":", 1)[-1] == str(info.st_ino)):
+        pids = {pid for where, pid in held if same(where)}
+        if len(pids) == 1:
+            return f" (pid {pids.pop()})"
+    return ""
+
+
+def _lock_partial(partial: Path, output: Path) -> tuple[int, bool]:
+    """Open ``partial`` (created empty if absent, never truncated here) and take an exclusive,
+    non-blocking lock on it; returns the descriptor and whether this call created the file.
+    Another job holding the lock is an error."""
+    while True:
+        try:
+            fd, created = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), True
+        except FileExistsError:
+            try:
+                fd, created = os.open(partial, os.O_RDWR), False
+            except FileNotFoundError:  # renamed away meanwhile: try again
+                continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise InputError(f"{output} is being written by another cner job{holder}") from None
+        try:  # the job that held it may have renamed it to OUT meanwhile: lock the new one
+            if os.path.samestat(os.fstat(fd), os.stat(partial)):
+                return fd, created
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagger, *,
@@ -167,41 +214,69 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
                           resume and "-" in inputs)):
         if bad:
             raise InputError(problem)
+    target = None if output is None else output_target(output)
+    if target is not None and target.kind == "file":
+        model_dir = Path(tagger) if isinstance(tagger, (str, os.PathLike)) else None
+        model_files = ([p for p in model_dir.iterdir() if p.is_file()]
+                       if model_dir is not None and model_dir.is_dir() else [])
+        check_not_input(output, [*inputs, *model_files],
+                        also=[_beside(target.path, ".partial"),
+                              _beside(target.path, ".partial.json")])
+    elif target is not None and resume:
+        raise InputError(f"--resume needs a regular file --output; {os.fspath(output)} is "
+                         + ("standard output" if target.kind == "stdout" else "a stream"))
     for path in inputs:
         check_input(path)
     tagger = _load_tagger(tagger, inputs, device, batch_size, precision, compile)
     # The engine is part of the job: compiled scores may differ in the last digits.
-    return _run(inputs, tagger, None if output is None else Path(output), fmt, resume, progress,
+    return _run(inputs, tagger, target, fmt, resume, progress,
                 {"format": fmt, "text_column": text_column, "id_column": id_column,
                  "errors": errors, "compiled": tagger.engine.compiled},
                 batch_size or tagger.predictor.batch_size)
 
 
-def _run(inputs: list[str], tagger: Tagger, output: Path | None, fmt: str, resume: bool,
+def _beside(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _run(inputs: list[str], tagger: Tagger, target, fmt: str, resume: bool,
          progress: bool, options: dict, batch_size: int) -> AnnotateReport:
+    """Annotate into ``target`` (an `OutputTarget`; ``None``: standard output)."""
     from tqdm import tqdm
 
     started = time.perf_counter()
     stats = dict.fromkeys(_PROGRESS, 0)
     stats["chunk_size"] = batch_size * 8
     saved = wrapped = None
-    if output is None:
-        handle, wrapped = _utf8_stdout()
+    output = None  # the regular file to write through OUT.partial, if that is the target
+    if target is None or target.kind == "stdout":
+        handle, wrapped = utf8_stdout()
         writer = make_writer(fmt, handle)  # begun lazily: an early input error prints nothing
+    elif target.kind == "stream":  # a device or FIFO: written in place, like standard output
+        handle = open(target.path, "a", encoding="utf-8", newline="")
+        writer = make_writer(fmt, handle)
     else:
-        partial = output.with_name(output.name + ".partial")
-        state_path = output.with_name(output.name + ".partial.json")
+        output = target.path
+        partial, state_path = _beside(output, ".partial"), _beside(output, ".partial.json")
         job = _job(inputs, tagger, options)
-        saved = _resume_state(state_path, partial, job) if resume else None
-        if saved is not None:
-            stats.update(saved)
-            os.truncate(partial, stats["bytes"])  # drop rows written after the last save
         output.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(partial, "w" if saved is None else "a", encoding="utf-8", newline="")
+        fd, created = _lock_partial(partial, output)  # held until the job ends
+        try:
+            saved = _resume_state(state_path, partial, job) if resume and not created else None
+            if saved is not None:
+                stats.update(saved)
+            # a resumed job drops rows written after the last save; a new one starts empty
+            os.ftruncate(fd, stats["bytes"])
+            os.lseek(fd, 0, os.SEEK_END)
+            handle = open(fd, "a", encoding="utf-8", newline="")
+        except BaseException:
+            os.close(fd)
+            raise
         writer = make_writer(fmt, handle, written=stats["written"])
         if saved is None:
             writer.begin()
-    resumed = stats["documents"]
+    resumed, resumed_chars = stats["documents"], stats["chars"]
+    lazy = output is None  # standard output and streams begin at the first chunk
 
     def save() -> None:
         handle.flush()
@@ -223,7 +298,7 @@ def _run(inputs: list[str], tagger: Tagger, output: Path | None, fmt: str, resum
         while chunk := list(itertools.islice(remaining, stats["chunk_size"])):
             found = list(tagger.pipe([doc.text for doc, _ in chunk], chunk_size=len(chunk),
                                      batch_size=batch_size))
-            if output is None and stats["documents"] == 0:
+            if lazy and stats["documents"] == 0:
                 writer.begin()
             for (doc, _), entities in zip(chunk, found):
                 writer.write(doc.doc_id, doc.text, entities)
@@ -234,28 +309,28 @@ def _run(inputs: list[str], tagger: Tagger, output: Path | None, fmt: str, resum
             bar.update(chunk[-1][1] - bar.n)
             rate = (stats["documents"] - resumed) / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix_str(f"{rate:,.0f} lines/s", refresh=False)
-        if output is None and stats["documents"] == 0:
+        if lazy and stats["documents"] == 0:
             writer.begin()
         writer.end()  # not save()d: a resume after a crash here truncates the end and redoes it
         handle.flush()
         if output is not None:
+            os.fchmod(handle.fileno(), target_mode(output))  # that of a file it replaces
             os.fsync(handle.fileno())
-            handle.close()
-            os.replace(partial, output)
+            os.replace(partial, output)  # still under the lock: no other job can start yet
             state_path.unlink(missing_ok=True)
     except BaseException as exc:
-        if output is not None:
-            handle.close()
-            if stats["documents"] and not isinstance(exc, CnerError):
-                print(f"note: {stats['documents']:,} documents are saved in {partial}; rerun "
-                      "with --resume to continue", file=sys.stderr)
+        if output is not None and stats["documents"] and not isinstance(exc, CnerError):
+            print(f"note: {stats['documents']:,} documents are saved in {partial}; rerun "
+                  "with --resume to continue", file=sys.stderr)
         raise
     finally:
         bar.close()
         if wrapped:
             handle.detach()
+        elif target is not None and target.kind != "stdout":
+            handle.close()  # releases the lock on OUT.partial
     return AnnotateReport(stats["documents"], stats["entities"], time.perf_counter() - started,
-                          stats["chars"], resumed)
+                          stats["chars"], resumed, resumed_chars)
 
 
 __all__ = ["AnnotateReport", "Document", "annotate_files", "input_kind", "read_documents"]
