@@ -121,7 +121,8 @@ def train_classifier(config: Config | None = None, *, output: str | Path | None 
                      resume: str | Path | None = None, overwrite: bool = False,
                      progress: bool = True) -> tuple[Path, TrainResult]:
     """Fine-tune a sequence classifier; the best model goes to ``RUN_DIR/model``."""
-    cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite)
+    cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite,
+                            check=load_task_data)
     check_strategy(cfg.classify.truncation)
     data = load_task_data(cfg)
     if not data.train:

@@ -104,7 +104,9 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     With ``resume=RUN_DIR`` the run's saved config and vocabulary are used and training
     continues from its last checkpoint.
     """
-    cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite)
+    cfg, run_dir = open_run(config, output=output, resume=resume, overwrite=overwrite,
+                            check=lambda c: [read_ner_split(path, c) for path in
+                                             (c.data.train, c.data.dev, c.data.test)])
     check_scheme(cfg.model.tag_scheme)
     train = read_ner_split(cfg.data.train, cfg)
     dev = read_ner_split(cfg.data.dev, cfg)

@@ -6,9 +6,11 @@ very same model before the checkpoint's weights are loaded.
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from torch import nn
@@ -16,6 +18,7 @@ from torch import nn
 from cner.config import Config, load_config
 from cner.encoding.vocab import CharVocab
 from cner.errors import ConfigError
+from cner.fileio import atomic_write
 from cner.models import modeldir
 from cner.training.loop import seed_everything
 
@@ -28,9 +31,29 @@ def default_run_dir(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+# Written when cner creates a run directory: the sign that --overwrite may replace its run.
+RUN_MARKER = "cner_run.json"
+# What a run writes at the top of its directory; ".NAME.*" are their temporaries.
+RUN_ENTRIES = (RUN_MARKER, RUN_CONFIG, RUN_VOCAB, "checkpoints", "model", "metrics.jsonl",
+               "summary.json", "bigrams.txt")
+
+
+def _is_run_entry(name: str) -> bool:
+    return name in RUN_ENTRIES or any(name.startswith(f".{known}.") for known in RUN_ENTRIES)
+
+
 def open_run(config: Config | None, *, output: str | Path | None, resume: str | Path | None,
-             overwrite: bool) -> tuple[Config, Path]:
-    """The run's config and directory: a resumed run's saved config, or a new directory."""
+             overwrite: bool, check: Callable[[Config], object] | None = None
+             ) -> tuple[Config, Path]:
+    """The run's config and directory: a resumed run's saved config, or a new directory.
+
+    A new run's directory is created here with `RUN_MARKER` in it; an existing directory
+    without the marker is used only when empty. ``overwrite`` replaces the run in a directory
+    with the marker (or a run from before the marker: its config and checkpoints), and only
+    after ``check(cfg)``, which reads every input the run will read, has succeeded: a missing
+    or unreadable input leaves the old run as it was. Only the run's own entries
+    (`RUN_ENTRIES`) are deleted; anything else the directory holds is kept.
+    """
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / RUN_CONFIG).is_file():
@@ -38,11 +61,35 @@ def open_run(config: Config | None, *, output: str | Path | None, resume: str | 
         return load_config(run_dir / RUN_CONFIG), run_dir
     cfg = config or load_config()
     run_dir = Path(output) if output else default_run_dir(cfg)
-    if (run_dir / "checkpoints").exists():
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory; choose another --output")
+    entries = sorted(os.listdir(run_dir)) if run_dir.is_dir() else []
+    ours = (run_dir / RUN_MARKER).is_file() or (  # or a run from before the marker
+        (run_dir / RUN_CONFIG).is_file() and (run_dir / "checkpoints").is_dir())
+    if entries and not ours:
+        raise ConfigError(
+            f"{run_dir} is not a cner run directory (no {RUN_MARKER}), so --overwrite leaves it "
+            "alone; choose another --output" if overwrite else
+            f"{run_dir} is not empty and is not a cner run directory (no {RUN_MARKER}); "
+            "choose another --output")
+    run = [name for name in entries if _is_run_entry(name) and name != RUN_MARKER]
+    if run:
         if not overwrite:
             raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue "
                               "it, --overwrite to replace it, or another --output")
-        shutil.rmtree(run_dir)
+        if check is not None:
+            check(cfg)  # before anything is deleted
+        for name in run:
+            path = run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(run_dir / RUN_MARKER) as handle:
+        json.dump({"cner_run": 1, "config": cfg.name,
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, handle)
+        handle.write("\n")
     return cfg, run_dir
 
 
