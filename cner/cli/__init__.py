@@ -5,7 +5,10 @@ exit status 2; nothing below the CLI exits the process.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -31,6 +34,33 @@ class CnerGroup(click.Group):
         except BrokenPipeError:  # `cner ... | head` closed the pipe: not an error
             sys.stderr.close()
             sys.exit(0)
+
+
+@contextlib.contextmanager
+def removing_unstarted_run(run_dir: str | Path | None):
+    """A training command that fails before its run wrote anything leaves no directory
+    behind: ``run_dir``, if this command created it and it holds only cner's run marker,
+    is removed (``None``: a resumed run, left alone)."""
+    from cner.training.runs import RUN_MARKER
+
+    existed = run_dir is None or os.path.lexists(run_dir)
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                if os.listdir(run_dir) == [RUN_MARKER]:
+                    os.unlink(Path(run_dir) / RUN_MARKER)
+                    os.rmdir(run_dir)
+                elif not os.listdir(run_dir):
+                    os.rmdir(run_dir)
+        raise
+
+
+def model_files(model_dir: str | os.PathLike) -> list[Path]:
+    """The files of a model directory: inputs that no output may replace."""
+    path = Path(model_dir)
+    return [p for p in path.iterdir() if p.is_file()] if path.is_dir() else []
 
 
 @click.group(cls=CnerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -139,7 +169,7 @@ def corpora_convert(file: str, to: str, scheme: str, output: str | None, fmt: st
     report = convert_corpus(file, output, to=to, scheme=scheme, source_format=fmt,
                             source_scheme=from_scheme, mode="lenient" if lenient else "strict",
                             out=None if output else sys.stdout)
-    if output:
+    if output and output != "-":
         click.echo(f"wrote {report.examples:,} examples, {report.entities:,} entities to {output}",
                    err=True)
     if report.dropped_nested:
@@ -174,17 +204,20 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
     from cner.config import load_config
     from cner.metrics import format_scores
     from cner.tasks.ner import train_ner
+    from cner.training.runs import default_run_dir
 
     config = None
     if resume is None:
         extra = [f"data.{k}={v}" for k, v in (("train", train_file), ("dev", dev_file),
                                               ("test", test_file)) if v]
         config = load_config(config_path, [*extra, *overrides])
+        output = output or default_run_dir(config)
     elif config_path or overrides or train_file or dev_file or test_file:
         raise UsageError("--resume continues a run with its saved config; drop --config/--set/"
                          "--train/--dev/--test")
-    run_dir, result = train_ner(config, output=output, resume=resume, overwrite=overwrite,
-                                progress=not quiet)
+    with removing_unstarted_run(None if resume else output):
+        run_dir, result = train_ner(config, output=output, resume=resume, overwrite=overwrite,
+                                    progress=not quiet)
     click.echo(f"run directory: {run_dir}  (stopped: {result.stopped_because}, "
                f"{result.state.step} steps)")
     if result.best_metrics:
@@ -201,7 +234,7 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
 @click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
               help="Also write the scores as JSON to this file.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 def evaluate_command(model_dir, data, fmt, json_out, batch_size):
     """Strict entity-level precision, recall and F1 per type, micro and macro averaged.
 
@@ -211,14 +244,15 @@ def evaluate_command(model_dir, data, fmt, json_out, batch_size):
     """
     import json
 
+    from cner.fileio import check_not_input, open_output
     from cner.metrics import format_scores
-    from cner.fileio import atomic_write
     from cner.tasks.ner import evaluate_ner
 
+    check_not_input(json_out, [data, *model_files(model_dir)])
     scores = evaluate_ner(model_dir, data, format=fmt, batch_size=batch_size)
     click.echo(format_scores(scores))
     if json_out:
-        with atomic_write(json_out) as handle:
+        with open_output(json_out) as handle:
             json.dump(scores, handle, indent=1)
 
 
@@ -262,7 +296,10 @@ def annotate_command(inputs, model_dir, output, fmt, batch_size, text_column, id
       cat news.txt | cner annotate - --model runs/tiny/model --format json
     """
     from cner.inference.annotate import annotate_files
+    from cner.runtime.devices import resolve_device, resolve_precision
 
+    # checked here so that the errors name the options, not the library's arguments
+    resolve_precision(precision, resolve_device(device, option="--device"), option="--precision")
     report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
                             text_column=text_column, id_column=id_column, errors=errors,
                             resume=resume, device=device, precision=precision,

@@ -90,9 +90,11 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
           cner sentiment train --output runs/senti --set training.max_minutes=20
           cner glue train --task none --train a.csv --dev b.csv --text-column review
         """
+        from cner.cli import removing_unstarted_run
         from cner.config import load_config
         from cner.metrics import format_classification_scores
         from cner.tasks.classification import train_classifier
+        from cner.training.runs import default_run_dir
 
         config = None
         if resume is None:
@@ -106,8 +108,10 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
                 raise ConfigError("give --task or --train FILE")
             if task is not None and config.classify.task is None:
                 config.classify.task = task
-        run_dir, result = train_classifier(config, output=output, resume=resume,
-                                           overwrite=overwrite, progress=not quiet)
+            output = output or default_run_dir(config)
+        with removing_unstarted_run(None if resume else output):
+            run_dir, result = train_classifier(config, output=output, resume=resume,
+                                               overwrite=overwrite, progress=not quiet)
         click.echo(f"run directory: {run_dir}  (stopped: {result.stopped_because}, "
                    f"{result.state.step} steps)")
         if result.best_metrics:
@@ -132,18 +136,21 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
         """
         import json
 
+        from cner.cli import model_files
+        from cner.fileio import check_not_input, open_output
         from cner.inference.classifier import Classifier
-        from cner.tasks.classification import evaluate_classifier
         from cner.metrics import format_classification_scores
-        from cner.fileio import atomic_write
+        from cner.tasks.classification import evaluate_classifier
 
+        check_not_input(json_out, [*([data_file] if data_file else []), *model_files(model_dir)])
         classifier = Classifier.load(model_dir)
         examples = _examples(model_dir, task, split, data_file, text_column, text_pair_column,
                              label_column, labelled=True)
+        check_not_input(json_out, {ex.source for ex in examples if ex.source})
         scores = evaluate_classifier(classifier, examples)
         click.echo(format_classification_scores(scores))
         if json_out:
-            with atomic_write(json_out) as handle:
+            with open_output(json_out) as handle:
                 json.dump(scores, handle, indent=1)
 
     @group.command("predict")
@@ -165,12 +172,17 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
           cner sentiment predict --model runs/senti/model --split test -o test_pred.csv
           cner glue predict -m runs/afqmc/model --input pairs.tsv --text-column 0 -o out.jsonl
         """
+        from cner.cli import model_files
+        from cner.fileio import check_not_input
         from cner.inference.classifier import Classifier, predict_file
 
+        inputs = [*([data_file] if data_file else []), *model_files(model_dir)]
+        check_not_input(output, inputs)  # before the model is loaded
         classifier = Classifier.load(model_dir)
         examples = _examples(model_dir, task, split, data_file, text_column, text_pair_column,
                              label_column, labelled=False)
-        rows = predict_file(classifier, examples, output, format=fmt)
+        rows = predict_file(classifier, examples, output, format=fmt,
+                            inputs=[*inputs, *{ex.source for ex in examples if ex.source}])
         click.echo(f"wrote {rows:,} predictions to {output}", err=True)
 
     return group

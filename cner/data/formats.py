@@ -14,7 +14,7 @@ from cner.data.conll import (read_conll, read_conll_sentences, sentence_to_examp
 from cner.data.example import Example
 from cner.data.spanjsonl import read_span_jsonl, write_span_jsonl
 from cner.errors import InputError
-from cner.fileio import atomic_write, iter_lines
+from cner.fileio import check_not_input, iter_lines, open_output
 from cner.schemes import check_scheme, detect_scheme, find_invalid, flatten_spans
 
 
@@ -126,10 +126,12 @@ def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
                    mode: str = "strict", out: IO[str] | None = None) -> ConversionReport:
     """Convert ``source`` to format ``to`` (and tag ``scheme`` for column files).
 
-    The output is written atomically to ``target`` (or to ``out`` when ``target`` is None).
-    Nested spans, which a column file cannot hold, keep the outermost entity and are counted
-    in the report's ``dropped_nested``.
+    The output is written to ``target`` by `cner.fileio.open_output` (a file atomically, a
+    device or FIFO as a stream, ``-`` to standard output), or to ``out`` when ``target`` is
+    None; a ``target`` naming ``source`` is refused. Nested spans, which a column file cannot
+    hold, keep the outermost entity and are counted in the report's ``dropped_nested``.
     """
+    check_not_input(target, [source])
     corpus = read_corpus(source, format=source_format, scheme=source_scheme, mode=mode)
     examples = corpus.examples
     dropped = 0
@@ -144,6 +146,6 @@ def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
         assert out is not None, "either target or out is needed"
         write_corpus(examples, out, format=to, scheme=scheme)
     else:
-        with atomic_write(target) as handle:
+        with open_output(target) as handle:
             write_corpus(examples, handle, format=to, scheme=scheme)
     return ConversionReport(len(examples), sum(len(e.spans) for e in examples), dropped)

@@ -109,15 +109,19 @@ class Classifier:
 
 
 def predict_file(classifier: Classifier, examples: Iterable, output: str | Path, *,
-                 format: str | None = None) -> int:
-    """Write one prediction per example (CSV or JSONL, atomically); returns the row count."""
-    output = Path(output)
-    fmt = format or ("jsonl" if output.suffix == ".jsonl" else "csv")
+                 format: str | None = None, inputs: Iterable[str | Path] = ()) -> int:
+    """Write one prediction per example (CSV or JSONL; a file atomically, a device or FIFO as
+    a stream: `cner.fileio.open_output`); returns the row count. ``output`` naming one of the
+    ``inputs`` (the files the examples were read from) is refused."""
+    from cner.fileio import check_not_input, open_output
+
+    fmt = format or ("jsonl" if Path(output).suffix == ".jsonl" else "csv")
     if fmt not in ("csv", "jsonl"):
         raise InputError(f"unknown output format {fmt!r}; expected csv or jsonl")
+    check_not_input(output, inputs)
     rows = 0
     labels = classifier.labels if classifier.meta.head != "regression" else []
-    with atomic_write(output) as handle:
+    with open_output(output) as handle:
         writer = csv.writer(handle, lineterminator="\n") if fmt == "csv" else None
         if writer:
             writer.writerow(["id", "label", *[f"prob_{lab}" for lab in labels]])
