@@ -43,17 +43,19 @@ def removing_unstarted_run(run_dir: str | Path | None):
     is removed (``None``: a resumed run, left alone)."""
     from cner.training.runs import RUN_MARKER
 
-    existed = run_dir is None or os.path.lexists(run_dir)
+    made = []  # run_dir and the parents this command is about to create, innermost first
+    for path in ([] if run_dir is None else [Path(run_dir), *Path(run_dir).parents]):
+        if os.path.lexists(path):
+            break
+        made.append(path)
     try:
         yield
     except BaseException:
-        if not existed:
-            with contextlib.suppress(OSError):
-                if os.listdir(run_dir) == [RUN_MARKER]:
-                    os.unlink(Path(run_dir) / RUN_MARKER)
-                    os.rmdir(run_dir)
-                elif not os.listdir(run_dir):
-                    os.rmdir(run_dir)
+        with contextlib.suppress(OSError):
+            if made and os.listdir(made[0]) == [RUN_MARKER]:
+                os.unlink(made[0] / RUN_MARKER)
+            for path in made:
+                os.rmdir(path)  # only empty ones: stops at the first that is not
         raise
 
 
