@@ -30,7 +30,7 @@ Conventions (the per-task readers in `cner.tasks.registry` rely on them):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +158,97 @@ def _parse_label(raw: object, *, kind: str, separator: str, column: Column, path
     return str(raw).strip()
 
 
+def _json_cell(row: dict, wanted: list[Column], text_pair_column: Column | None,
+               path: str | Path, number: int) -> Callable[[Column], object]:
+    """Cell access for one JSON Lines object (columns are its keys)."""
+    missing = [c for c in wanted if c not in row]
+    if missing:
+        if text_pair_column is not None and missing == [text_pair_column]:
+            raise InputError(f"a sentence-pair task needs {text_pair_column!r} on every "
+                             "line, but this object has only: " + ", ".join(map(repr, row)),
+                             path=path, line=number)
+        raise InputError(f"no key {missing[0]!r}; this object has: "
+                         + (", ".join(map(repr, row)) or "(no keys)"), path=path, line=number)
+    return row.__getitem__
+
+
+class _DelimitedLayout:
+    """The columns of a delimited file: its header (when it has one) fixes names and width,
+    else the first row fixes the width; every row is checked against it."""
+
+    def __init__(self, path: str | Path, wanted: list[Column], *, header: bool, quoting: bool,
+                 delimiter: str, pair: bool) -> None:
+        self.path, self.wanted, self.header, self.quoting, self.pair = (
+            path, wanted, header, quoting, pair)
+        self.names: list[str] | None = None
+        self.n_fields: int | None = None
+        self.kind_word = {"\t": "tab", ",": "comma"}.get(delimiter, repr(delimiter))
+
+    def read_header(self, fields: list[str], number: int) -> None:
+        self.names = [name.strip() for name in fields]
+        self.n_fields = len(fields)
+        listing = ", ".join(map(repr, self.names))
+        for column in self.wanted:
+            if isinstance(column, str) and column not in self.names:
+                raise InputError(f"no column {column!r}; the header has: {listing}",
+                                 path=self.path, line=number)
+            if isinstance(column, int) and not 0 <= column < self.n_fields:
+                raise InputError(f"column index {column} is out of range; the header has "
+                                 f"{self.n_fields} columns: {listing}", path=self.path,
+                                 line=number)
+
+    def cell(self, fields: list[str], number: int) -> Callable[[Column], object]:
+        """Cell access for one data row, after checking its width."""
+        if self.pair and len(fields) == 1:
+            raise InputError("a sentence-pair task needs two texts per row, but this row has "
+                             f"one column (no {self.kind_word} delimiter)", path=self.path,
+                             line=number)
+        if self.n_fields is None:  # no header: the first row fixes the width
+            self.n_fields = len(fields)
+            for column in self.wanted:
+                if not 0 <= column < self.n_fields:  # type: ignore[operator]
+                    raise InputError(f"column index {column} is out of range; rows have "
+                                     f"{self.n_fields} {self.kind_word}-separated fields "
+                                     f"(0-{self.n_fields - 1})", path=self.path, line=number)
+        if len(fields) != self.n_fields:
+            raise InputError(f"expected {self.n_fields} {self.kind_word}-separated fields"
+                             + (" (as in the header)" if self.names is not None else "")
+                             + f", found {len(fields)}", path=self.path, line=number,
+                             hint=self._width_hint(len(fields)))
+        index = {name: i for i, name in enumerate(self.names or ())}
+        return lambda column: fields[index[column] if isinstance(column, str) else column]
+
+    def _width_hint(self, found: int) -> str:
+        if self.quoting:
+            return "if quote characters are part of the text, read with quoting=False"
+        if found > (self.n_fields or 0):
+            return f"a text containing a {self.kind_word} character?"
+        return "a missing field or delimiter?"
+
+
+def _row_texts(cell: Callable[[Column], object], columns: tuple[Column | None, ...], *,
+               rstrip_text: bool, empty_text: str, path: str | Path, number: int
+               ) -> list[str | None] | None:
+    """The text (and pair text) of a row; ``None`` when an empty text is to be skipped."""
+    texts: list[str | None] = []
+    for column in columns:
+        if column is None:
+            texts.append(None)
+            continue
+        value = cell(column)
+        if not isinstance(value, str):
+            raise InputError(f"{_describe(column)}: expected a string, found "
+                             f"{type(value).__name__}", path=path, line=number)
+        if rstrip_text:
+            value = value.rstrip()
+        if not value.strip():
+            if empty_text == "skip":
+                return None
+            raise InputError(f"empty text in {_describe(column)}", path=path, line=number)
+        texts.append(value)
+    return texts
+
+
 def iter_classification_file(
         path: str | Path, *, text_column: Column, text_pair_column: Column | None = None,
         label_column: Column | None = None, id_column: Column | Sequence[Column] | None = None,
@@ -170,13 +261,11 @@ def iter_classification_file(
     if empty_text not in ("error", "skip"):
         raise ValueError(f"empty_text must be 'error' or 'skip', got {empty_text!r}")
     delimiter = detect_delimiter(path) if delimiter is None else delimiter
-    source = str(path)
     id_columns: tuple[Column, ...] = ()
     if id_column is not None:
         id_columns = (id_column,) if isinstance(id_column, (str, int)) else tuple(id_column)
     wanted = [c for c in (text_column, text_pair_column, label_column, *id_columns)
               if c is not None]
-
     if delimiter == JSON_LINES:
         if any(not isinstance(c, str) for c in wanted):
             raise ValueError("JSON Lines columns are keys: pass column names, not indices")
@@ -186,99 +275,28 @@ def iter_classification_file(
             raise ValueError("a file read with header=False has no column names: "
                              "pass column indices (0-based)")
         records = iter_delimited_rows(path, delimiter=delimiter, quoting=quoting)
-
-    names: list[str] | None = None  # header names of a delimited file
-    n_fields: int | None = None  # the field count every row must have
-    kind_word = {"\t": "tab", ",": "comma"}.get(delimiter, repr(delimiter))
-
+    layout = _DelimitedLayout(path, wanted, header=header, quoting=quoting, delimiter=delimiter,
+                              pair=text_pair_column is not None)
     for number, record in records:
-        if isinstance(record, dict):  # JSON Lines: columns are the keys of each object
-            row = record
-            missing = [c for c in wanted if c not in row]
-            if missing:
-                if text_pair_column is not None and missing == [text_pair_column]:
-                    raise InputError(f"a sentence-pair task needs {text_pair_column!r} on every "
-                                     f"line, but this object has only: "
-                                     + ", ".join(map(repr, row)), path=path, line=number)
-                raise InputError(f"no key {missing[0]!r}; this object has: "
-                                 + (", ".join(map(repr, row)) or "(no keys)"),
-                                 path=path, line=number)
-
-            def cell(column: Column, _row=row) -> object:
-                return _row[column]
+        if isinstance(record, dict):
+            cell = _json_cell(record, wanted, text_pair_column, path, number)
+        elif header and layout.names is None:
+            layout.read_header(record, number)
+            continue
         else:
-            fields = record
-            if header and names is None:
-                names = [name.strip() for name in fields]
-                n_fields = len(fields)
-                for column in wanted:
-                    if isinstance(column, str) and column not in names:
-                        raise InputError(f"no column {column!r}; the header has: "
-                                         + ", ".join(map(repr, names)), path=path, line=number)
-                    if isinstance(column, int) and not 0 <= column < n_fields:
-                        raise InputError(f"column index {column} is out of range; the header "
-                                         f"has {n_fields} columns: "
-                                         + ", ".join(map(repr, names)), path=path, line=number)
-                continue
-            if text_pair_column is not None and len(fields) == 1:
-                raise InputError("a sentence-pair task needs two texts per row, but this row "
-                                 f"has one column (no {kind_word} delimiter)", path=path,
-                                 line=number)
-            if n_fields is None:  # no header: the first row fixes the width
-                n_fields = len(fields)
-                for column in wanted:
-                    if not 0 <= column < n_fields:  # type: ignore[operator]
-                        raise InputError(f"column index {column} is out of range; rows have "
-                                         f"{n_fields} {kind_word}-separated fields "
-                                         f"(0-{n_fields - 1})", path=path, line=number)
-            if len(fields) != n_fields:
-                if quoting:
-                    hint = "if quote characters are part of the text, read with quoting=False"
-                elif len(fields) > n_fields:
-                    hint = f"a text containing a {kind_word} character?"
-                else:
-                    hint = "a missing field or delimiter?"
-                raise InputError(f"expected {n_fields} {kind_word}-separated fields"
-                                 + (" (as in the header)" if names is not None else "")
-                                 + f", found {len(fields)}", path=path, line=number, hint=hint)
-            index = {name: i for i, name in enumerate(names)} if names is not None else None
-
-            def cell(column: Column, _fields=fields, _index=index) -> object:
-                if isinstance(column, str):
-                    return _fields[_index[column]]  # type: ignore[index]
-                return _fields[column]
-
-        texts: list[str | None] = []
-        skip = False
-        for column in (text_column, text_pair_column):
-            if column is None:
-                texts.append(None)
-                continue
-            value = cell(column)
-            if not isinstance(value, str):
-                raise InputError(f"{_describe(column)}: expected a string, found "
-                                 f"{type(value).__name__}", path=path, line=number)
-            if rstrip_text:
-                value = value.rstrip()
-            if not value.strip():
-                if empty_text == "skip":
-                    skip = True
-                    break
-                raise InputError(f"empty text in {_describe(column)}", path=path, line=number)
-            texts.append(value)
-        if skip:
+            cell = layout.cell(record, number)
+        texts = _row_texts(cell, (text_column, text_pair_column), rstrip_text=rstrip_text,
+                           empty_text=empty_text, path=path, number=number)
+        if texts is None:
             continue
         label = None
         if label_column is not None:
             label = _parse_label(cell(label_column), kind=label_kind, separator=label_separator,
                                  column=label_column, path=path, line=number)
-        example_id = None
-        if id_columns:
-            example_id = "-".join(str(cell(c)).strip() for c in id_columns)
+        example_id = "-".join(str(cell(c)).strip() for c in id_columns) if id_columns else None
         yield ClassificationExample(text=texts[0], text_pair=texts[1], label=label,  # type: ignore[arg-type]
-                                    id=example_id, source=source, line=number)
-
-    if names is None and header and delimiter != JSON_LINES:
+                                    id=example_id, source=str(path), line=number)
+    if layout.names is None and header and delimiter != JSON_LINES:
         raise InputError("empty file: expected a header line", path=path, line=1)
 
 
