@@ -38,8 +38,9 @@ def _examples(model_dir, task, split, data_file, text_column, text_pair_column, 
     from cner.config import load_config
     from cner.data.classification import read_classification_file
     from cner.data.task_registry import load_split
+    from cner.models.modeldir import RUN_CONFIG
 
-    saved = Path(model_dir) / "cner_config.yaml"
+    saved = Path(model_dir) / RUN_CONFIG
     cfg = load_config(saved if saved.is_file() else None)
     if data_file is None:
         name = task or cfg.classify.task
@@ -56,31 +57,40 @@ def _examples(model_dir, task, split, data_file, text_column, text_pair_column, 
 
 
 def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
+    """The ``cner sentiment`` or ``cner glue`` group: train, evaluate, predict."""
     example_task = default_task or "afqmc"
+    kind = "sentiment" if default_task else "GLUE/CLUE-style"
+    group = group_cls(name=name, help=(
+        f"Fine-tune and apply a {kind} classifier.\n\n\b\nExample:\n  cner {name} train "
+        f"--task {example_task} --output runs/{example_task}"))
+    group.add_command(_train_command(default_task))
+    group.add_command(_evaluate_command(name, example_task))
+    group.add_command(_predict_command(name, example_task))
+    return group
 
-    @click.group(name=name, cls=group_cls,
-                 help=f"Fine-tune and apply a {'sentiment' if default_task else 'GLUE/CLUE-style'} "
-                      f"classifier.\n\n\b\nExample:\n  cner {name} train --task {example_task} "
-                      f"--output runs/{example_task}")
-    def group() -> None:
-        pass
 
-    @group.command("train")
-    @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False))
+def _train_command(default_task: str | None) -> click.Command:
+    @click.command("train")
+    @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+                  help="YAML config (default: built-in settings).")
     @click.option("--task", default=default_task, show_default=True,
                   help="Registered task (chnsenticorp, chnsenticorp_htl, afqmc, sst2, mrpc); "
                        "'none' for custom --train/--dev files.")
-    @click.option("--train", "train_file", type=click.Path(dir_okay=False))
-    @click.option("--dev", "dev_file", type=click.Path(dir_okay=False))
-    @click.option("--test", "test_file", type=click.Path(dir_okay=False))
+    @click.option("--train", "train_file", type=click.Path(dir_okay=False),
+                  help="Custom training file (.csv/.tsv/.jsonl).")
+    @click.option("--dev", "dev_file", type=click.Path(dir_okay=False), help="Custom dev file.")
+    @click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Custom test file.")
     @_column_options
     @click.option("--kind", type=click.Choice(["single", "pair", "multilabel", "regression"]),
                   help="Custom data: the head to train.")
-    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
-    @click.option("--output", "-o", type=click.Path(file_okay=False))
-    @click.option("--resume", type=click.Path(file_okay=False, exists=True))
-    @click.option("--overwrite", is_flag=True)
-    @click.option("--quiet", "-q", is_flag=True)
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                  help="Override a config key by dotted path; repeatable.")
+    @click.option("--output", "-o", type=click.Path(file_okay=False),
+                  help="Run directory (default: runs/<config-name>-<timestamp>/).")
+    @click.option("--resume", type=click.Path(file_okay=False, exists=True),
+                  help="Continue the run in this directory from its last checkpoint.")
+    @click.option("--overwrite", is_flag=True, help="Replace an existing cner run in --output.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def train(config_path, task, train_file, dev_file, test_file, text_column, text_pair_column,
               label_column, kind, overrides, output, resume, overwrite, quiet):
         """Fine-tune a classifier; the best model lands in RUN_DIR/model.
@@ -90,50 +100,59 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
           cner sentiment train --output runs/senti --set training.max_minutes=20
           cner glue train --task none --train a.csv --dev b.csv --text-column review
         """
-        from cner.cli import removing_unstarted_run
-        from cner.config import load_config
-        from cner.metrics import format_classification_scores
-        from cner.tasks.classification import train_classifier
-        from cner.training.runs import default_run_dir
+        _train(default_task, config_path, task, train_file, dev_file, test_file,
+               (text_column, text_pair_column, label_column, kind), overrides, output, resume,
+               overwrite, quiet)
+    return train
 
-        config = None
-        if resume is None:
-            if train_file:
-                task = None if task in (None, "none", default_task) else task
-            task = None if task == "none" else task
-            config = load_config(config_path, [
-                *_data_overrides(task, train_file, dev_file, test_file, text_column,
-                                 text_pair_column, label_column, kind), *overrides])
-            if task is None and not train_file:
-                raise ConfigError("give --task or --train FILE")
-            if task is not None and config.classify.task is None:
-                config.classify.task = task
-            output = output or default_run_dir(config)
-        with removing_unstarted_run(None if resume else output):
-            run_dir, result = train_classifier(config, output=output, resume=resume,
-                                               overwrite=overwrite, progress=not quiet)
-        click.echo(f"run directory: {run_dir}  (stopped: {result.stopped_because}, "
-                   f"{result.state.step} steps)")
-        if result.best_metrics:
-            click.echo(f"best dev scores (step {result.state.best_step}):")
-            click.echo(format_classification_scores(result.best_metrics))
 
-    @group.command("evaluate")
-    @click.option("--model", "-m", "model_dir", required=True, type=click.Path(file_okay=False))
+def _train(default_task, config_path, task, train_file, dev_file, test_file, columns,
+           overrides, output, resume, overwrite, quiet) -> None:
+    from cner.cli import removing_unstarted_run
+    from cner.config import load_config
+    from cner.metrics import format_classification_scores
+    from cner.tasks.classification import train_classifier
+    from cner.training.runs import default_run_dir
+
+    config = None
+    if resume is None:
+        if train_file:
+            task = None if task in (None, "none", default_task) else task
+        task = None if task == "none" else task
+        config = load_config(config_path, [
+            *_data_overrides(task, train_file, dev_file, test_file, *columns), *overrides])
+        if task is None and not train_file:
+            raise ConfigError("give --task or --train FILE")
+        if task is not None and config.classify.task is None:
+            config.classify.task = task
+        output = output or default_run_dir(config)
+    with removing_unstarted_run(None if resume else output):
+        run_dir, result = train_classifier(config, output=output, resume=resume,
+                                           overwrite=overwrite, progress=not quiet)
+    click.echo(f"run directory: {run_dir}  (stopped: {result.stopped_because}, "
+               f"{result.state.step} steps)")
+    if result.best_metrics:
+        click.echo(f"best dev scores (step {result.state.best_step}):")
+        click.echo(format_classification_scores(result.best_metrics))
+
+
+def _evaluate_command(group: str, example_task: str) -> click.Command:
+    @click.command("evaluate", help=(
+        "Accuracy, macro-F1 (and F1/MCC or Pearson/Spearman where they apply).\n\n\b\n"
+        f"Example:\n  cner {group} evaluate --model runs/{example_task}/model --task "
+        f"{example_task} --split dev --json scores.json"))
+    @click.option("--model", "-m", "model_dir", required=True, type=click.Path(file_okay=False),
+                  help="Model directory written by train (RUN_DIR/model).")
     @click.option("--task", default=None, help="Registered task (default: the model's).")
-    @click.option("--split", default="dev", show_default=True)
+    @click.option("--split", default="dev", show_default=True,
+                  help="Split of the registered task: train, dev or test.")
     @click.option("--data", "data_file", type=click.Path(dir_okay=False),
                   help="A labelled custom file instead of a task split.")
     @_column_options
-    @click.option("--json", "json_out", type=click.Path(dir_okay=False))
+    @click.option("--json", "json_out", type=click.Path(dir_okay=False),
+                  help="Also write the scores as JSON to this file.")
     def evaluate(model_dir, task, split, data_file, text_column, text_pair_column, label_column,
                  json_out):
-        """Accuracy, macro-F1 (and F1/MCC or Pearson/Spearman where they apply).
-
-        \b
-        Example:
-          cner glue evaluate --model runs/afqmc/model --task afqmc --split dev
-        """
         import json
 
         from cner.cli import model_files
@@ -152,26 +171,29 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
         if json_out:
             with open_output(json_out) as handle:
                 json.dump(scores, handle, indent=1)
+    return evaluate
 
-    @group.command("predict")
-    @click.option("--model", "-m", "model_dir", required=True, type=click.Path(file_okay=False))
+
+def _predict_command(group: str, example_task: str) -> click.Command:
+    @click.command("predict", help=(
+        "Write the predicted label and every label's probability per row (atomically)."
+        f"\n\n\b\nExample:\n  cner {group} predict --model runs/{example_task}/model "
+        f"--split test -o test_pred.csv\n  cner {group} predict -m runs/{example_task}/model "
+        "--input rows.csv --text-column review -o out.jsonl"))
+    @click.option("--model", "-m", "model_dir", required=True, type=click.Path(file_okay=False),
+                  help="Model directory written by train (RUN_DIR/model).")
     @click.option("--task", default=None, help="Registered task (default: the model's).")
-    @click.option("--split", default="test", show_default=True)
+    @click.option("--split", default="test", show_default=True,
+                  help="Split of the registered task: train, dev or test.")
     @click.option("--input", "data_file", type=click.Path(dir_okay=False),
                   help="A custom file instead of a task split.")
     @_column_options
-    @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False))
+    @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+                  help="Output file, written atomically.")
     @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]),
                   help="Default: from the output suffix, else csv.")
     def predict(model_dir, task, split, data_file, text_column, text_pair_column, label_column,
                 output, fmt):
-        """Write the predicted label and every label's probability per row (atomically).
-
-        \b
-        Example:
-          cner sentiment predict --model runs/senti/model --split test -o test_pred.csv
-          cner glue predict -m runs/afqmc/model --input pairs.tsv --text-column 0 -o out.jsonl
-        """
         from cner.cli import model_files
         from cner.fileio import check_not_input
         from cner.inference.classifier import Classifier, predict_file
@@ -185,4 +207,4 @@ def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
                             inputs=[*inputs, *{ex.source for ex in examples if ex.source}])
         click.echo(f"wrote {rows:,} predictions to {output}", err=True)
 
-    return group
+    return predict
