@@ -1,7 +1,8 @@
 """The sentence-classification tasks cner knows, each declared as data.
 
-A `TaskSpec` says where each split lives under a corpora root (``../shared/corpora`` in
-this project), how to read it, the label set and the metrics to report. The quirks of each
+A `TaskSpec` says where each split lives under a corpora root (`cner.config.corpora_root`:
+``classify.corpora_root``, else ``$CNER_CORPORA``, else ``shared/corpora`` beside the project
+checkout), how to read it, the label set and the metrics to report. The quirks of each
 corpus (documented in its README.md) are handled by its reader here:
 
 * ``chnsenticorp``: the three TSV files have different headers; test has no labels.
@@ -218,9 +219,10 @@ def get_task(name: str) -> TaskSpec:
                           ) from None
 
 
-def load_split(task: str | TaskSpec, split: str, *, root: str | Path
+def load_split(task: str | TaskSpec, split: str, *, root: str | Path | None = None
                ) -> list[ClassificationExample]:
-    """Read ``split`` of ``task`` from the corpora folder ``root``.
+    """Read ``split`` of ``task`` from the corpora folder ``root`` (None: the default,
+    `cner.config.corpora_root`).
 
     Every label is checked against the task's label set (an `InputError` with file and
     line otherwise). An unknown split is a `ConfigError` naming the task's splits.
@@ -229,10 +231,14 @@ def load_split(task: str | TaskSpec, split: str, *, root: str | Path
     if split not in spec.files:
         raise ConfigError(f"task {spec.name!r} has no split {split!r}; its splits: "
                           + ", ".join(spec.files))
-    path = Path(root) / spec.files[split]
+    from cner.config import CORPORA_ENV, corpora_root
+
+    root = corpora_root(root)
+    path = root / spec.files[split]
     if not path.is_file():
         raise InputError("file not found", path=path,
-                         hint=f"expected the {spec.name} corpus under {root}")
+                         hint=f"expected the {spec.name} corpus under {root}; set {CORPORA_ENV} "
+                              "or classify.corpora_root to the folder that holds it")
     examples = spec.read(path, split)
     if spec.labels is not None:
         allowed = set(spec.labels)
