@@ -318,6 +318,8 @@ def _register_classification() -> None:
 
 
 _register_classification()
+from cner.cli.info import info_command  # noqa: E402  (click only: torch loads when it runs)
+main.add_command(info_command)
 
 
 if __name__ == "__main__":
