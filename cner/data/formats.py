@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import IO
 
 from cner.data.cluener import read_cluener, write_cluener
-from cner.data.conll import (read_conll, read_conll_sentences, sentence_to_example, split_columns,
-                              write_conll)
+from cner.data.conll import (read_conll, read_conll_sentences, read_tokens, sentence_to_example,
+                              split_columns, write_conll)
 from cner.data.example import Example
 from cner.data.spanjsonl import read_span_jsonl, write_span_jsonl
 from cner.errors import InputError
@@ -47,6 +47,9 @@ class Corpus:
     scheme: str | None
     examples: list[Example]
     invalid_transitions: int = 0  # repaired ones, when read with mode="lenient"
+    repaired_lines: tuple[int, ...] = ()  # the lines of the tags repaired, sorted
+    token_suffix: str | None = None  # column files: "position" (digits dropped) or "none"
+    notes: tuple[str, ...] = ()  # what reading noticed or repaired, one line per kind
 
     def labels(self) -> list[str]:
         return sorted({s.label for ex in self.examples for s in ex.spans})
@@ -87,22 +90,51 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_corpus(path: str | Path, *, format: str = "auto", scheme: str = "auto",
-                mode: str = "strict") -> Corpus:
+                mode: str = "strict", token_suffix: str = "auto") -> Corpus:
     """Read a corpus file of any supported format into a `Corpus`.
 
     ``scheme`` applies to column files (``auto`` detects BIO/IOB1/BIOES/BMES/BILOU);
-    ``mode="lenient"`` repairs invalid tag transitions instead of raising.
+    ``mode="lenient"`` repairs invalid tag transitions instead of raising, counting them and
+    their lines in the `Corpus` and its ``notes``. ``token_suffix`` applies to column files,
+    which are read one character per token (`cner.data.conll.read_tokens`): ``auto`` also
+    reads Weibo NER's word-position digits (``科0``) when nearly every token has them, and
+    says so in a note; ``position`` declares them; ``none`` reads each token as written, a
+    token of several characters as a word.
     """
     fmt = detect_format(path) if format == "auto" else check_format(format)
     if FORMATS[fmt].tagged:
-        sentences = list(read_conll_sentences(path))
+        raw = list(read_conll_sentences(path))
+        sentences, applied = read_tokens(raw, token_suffix=token_suffix)
         scheme = detect_scheme([s.tags for s in sentences]) if scheme == "auto" else check_scheme(scheme)
         examples = [sentence_to_example(s, scheme=scheme, mode=mode) for s in sentences]
-        invalid = 0
+        notes = []
+        if token_suffix == "auto" and applied == "position":
+            written = " ".join(t for t in raw[0].tokens[:3])
+            characters = sum(len(ex.text) for ex in examples)
+            notes.append(f"{path}: every token is a character followed by its word position "
+                         f"({written}), as Weibo NER writes them: read the {characters:,} "
+                         "characters without the digits (--token-suffix none keeps them)")
+        invalid, lines = 0, set()
         if mode == "lenient":  # strict mode has already refused any invalid sentence
-            invalid = sum(len(find_invalid(s.tags, scheme)) for s in sentences)
-        return Corpus(str(path), fmt, scheme, examples, invalid)
+            for sentence in sentences:
+                for violation in find_invalid(sentence.tags, scheme):
+                    invalid += 1
+                    at = min(violation.position, len(sentence.token_lines) - 1)
+                    lines.add(sentence.token_lines[at] if at >= 0 else sentence.line)
+        if invalid:
+            notes.append(repair_note(str(path), invalid, sorted(lines)))
+        return Corpus(str(path), fmt, scheme, examples, invalid, tuple(sorted(lines)), applied,
+                      tuple(notes))
     return Corpus(str(path), fmt, None, list(FORMATS[fmt].read(path)))
+
+
+def repair_note(path: str, count: int, lines: list[int], *, listed: int = 10) -> str:
+    """``PATH: repaired N invalid tag transitions (lines ...), as conlleval does``."""
+    shown = ", ".join(str(n) for n in lines[:listed])
+    if len(lines) > listed:
+        shown += f" and {len(lines) - listed} more"
+    return (f"{path}: repaired {count} invalid tag transition{'s' if count != 1 else ''} "
+            f"(line{'s' if len(lines) != 1 else ''} {shown}), as conlleval does")
 
 
 def write_corpus(examples: Iterable[Example], handle: IO[str], *, format: str,
@@ -119,11 +151,13 @@ class ConversionReport:
     examples: int
     entities: int
     dropped_nested: int
+    notes: tuple[str, ...] = ()  # the source's, from read_corpus
 
 
 def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
                    scheme: str = "bio", source_format: str = "auto", source_scheme: str = "auto",
-                   mode: str = "strict", out: IO[str] | None = None) -> ConversionReport:
+                   mode: str = "strict", out: IO[str] | None = None,
+                   token_suffix: str = "auto") -> ConversionReport:
     """Convert ``source`` to format ``to`` (and tag ``scheme`` for column files).
 
     The output is written to ``target`` by `cner.fileio.open_output` (a file atomically, a
@@ -132,7 +166,8 @@ def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
     hold, keep the outermost entity and are counted in the report's ``dropped_nested``.
     """
     check_not_input(target, [source])
-    corpus = read_corpus(source, format=source_format, scheme=source_scheme, mode=mode)
+    corpus = read_corpus(source, format=source_format, scheme=source_scheme, mode=mode,
+                         token_suffix=token_suffix)
     examples = corpus.examples
     dropped = 0
     if FORMATS[check_format(to)].tagged:
@@ -148,4 +183,5 @@ def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
     else:
         with open_output(target) as handle:
             write_corpus(examples, handle, format=to, scheme=scheme)
-    return ConversionReport(len(examples), sum(len(e.spans) for e in examples), dropped)
+    return ConversionReport(len(examples), sum(len(e.spans) for e in examples), dropped,
+                            corpus.notes)
