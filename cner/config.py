@@ -36,6 +36,8 @@ class DataConfig:
     test: str | None = "corpora/sample/test.conll"
     format: str = "auto"  # auto | conll | cluener | jsonl
     scheme: str = "auto"  # tag scheme of column files
+    lenient: bool = False  # repair invalid tag transitions the conlleval way (a note says where)
+    token_suffix: str = "auto"  # column files: auto | position (Weibo NER's 科0) | none (as written)
     dev_fraction: float = 0.0  # held out from train (seeded) when dev is null
     max_length: int = 128  # model positions per window, [CLS] and [SEP] included
     overlap: int = 32  # characters shared by windows; unset: max_length // 4, at most 32

@@ -112,6 +112,18 @@ def corpora_list() -> None:
 
 FORMAT_CHOICE = click.Choice(["auto", "conll", "cluener", "jsonl"])
 SCHEME_CHOICE = click.Choice(["auto", "bio", "iob1", "bioes", "bmes", "bilou"])
+TOKEN_SUFFIX_CHOICE = click.Choice(["auto", "position", "none"])  # cner.data.conll.TOKEN_SUFFIXES
+TOKEN_SUFFIX_HELP = ("Column files: 'position' when each token is a character followed by its "
+                     "word position (Weibo NER: 科0), 'none' to read each token as written (a "
+                     "multi-character token as a word), 'auto' to read one character per token "
+                     "and detect positions.")
+LENIENT_HELP = "Repair invalid tag transitions (conlleval convention) instead of failing."
+
+
+def echo_notes(notes) -> None:
+    """What reading a corpus noticed or repaired: one ``note:`` line each on stderr."""
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @corpora.command("stats")
@@ -121,7 +133,10 @@ SCHEME_CHOICE = click.Choice(["auto", "bio", "iob1", "bioes", "bmes", "bilou"])
 @click.option("--scheme", type=SCHEME_CHOICE, default="auto", show_default=True,
               help="Tag scheme of column files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
-def corpora_stats(files: tuple[str, ...], fmt: str, scheme: str, as_json: bool) -> None:
+@click.option("--token-suffix", type=TOKEN_SUFFIX_CHOICE, default="auto", show_default=True,
+              help=TOKEN_SUFFIX_HELP)
+def corpora_stats(files: tuple[str, ...], fmt: str, scheme: str, as_json: bool,
+                  token_suffix: str) -> None:
     """Print sentences, characters, entities per type, the longest sentence and the number
     of invalid tag transitions of each FILE.
 
@@ -136,7 +151,10 @@ def corpora_stats(files: tuple[str, ...], fmt: str, scheme: str, as_json: bool) 
     from cner.data.stats import corpus_stats, format_stats
 
     for k, path in enumerate(files):
-        stats = corpus_stats(read_corpus(path, format=fmt, scheme=scheme, mode="lenient"))
+        corpus = read_corpus(path, format=fmt, scheme=scheme, mode="lenient",
+                             token_suffix=token_suffix)
+        echo_notes(corpus.notes)
+        stats = corpus_stats(corpus)
         if as_json:
             click.echo(json.dumps(stats.as_dict(), ensure_ascii=False))
         else:
@@ -155,10 +173,11 @@ def corpora_stats(files: tuple[str, ...], fmt: str, scheme: str, as_json: bool) 
               help="Input format.")
 @click.option("--from-scheme", type=SCHEME_CHOICE, default="auto", show_default=True,
               help="Tag scheme of a column-file input.")
-@click.option("--lenient", is_flag=True,
-              help="Repair invalid tag transitions (conlleval convention) instead of failing.")
+@click.option("--lenient", is_flag=True, help=LENIENT_HELP)
+@click.option("--token-suffix", type=TOKEN_SUFFIX_CHOICE, default="auto", show_default=True,
+              help=TOKEN_SUFFIX_HELP)
 def corpora_convert(file: str, to: str, scheme: str, output: str | None, fmt: str,
-                    from_scheme: str, lenient: bool) -> None:
+                    from_scheme: str, lenient: bool, token_suffix: str) -> None:
     """Convert FILE to another format and/or tag scheme without losing a character.
 
     \b
@@ -170,7 +189,8 @@ def corpora_convert(file: str, to: str, scheme: str, output: str | None, fmt: st
 
     report = convert_corpus(file, output, to=to, scheme=scheme, source_format=fmt,
                             source_scheme=from_scheme, mode="lenient" if lenient else "strict",
-                            out=None if output else sys.stdout)
+                            out=None if output else sys.stdout, token_suffix=token_suffix)
+    echo_notes(report.notes)
     if output and output != "-":
         click.echo(f"wrote {report.examples:,} examples, {report.entities:,} entities to {output}",
                    err=True)
@@ -193,8 +213,11 @@ def corpora_convert(file: str, to: str, scheme: str, output: str | None, fmt: st
               help="Continue the run in this directory from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--lenient", is_flag=True, help=LENIENT_HELP + "  [config: data.lenient]")
+@click.option("--token-suffix", type=TOKEN_SUFFIX_CHOICE, default=None,
+              help=TOKEN_SUFFIX_HELP + "  [config: data.token_suffix, default auto]")
 def train_command(config_path, train_file, dev_file, test_file, output, overrides, resume,
-                  overwrite, quiet):
+                  overwrite, quiet, lenient, token_suffix):
     """Train a character-level BERT+CRF tagger; the best model lands in RUN_DIR/model.
 
     \b
@@ -202,6 +225,7 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
       cner train --config configs/tiny-cpu.yaml --output runs/tiny
       cner train -c configs/msra-small-cpu.yaml --set training.epochs=3
       cner train --resume runs/tiny            # after a crash or kill -9
+      cner train --train weibo.train --dev weibo.dev --lenient --token-suffix position
     """
     from cner.config import load_config
     from cner.metrics import format_scores
@@ -211,12 +235,15 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
     config = None
     if resume is None:
         extra = [f"data.{k}={v}" for k, v in (("train", train_file), ("dev", dev_file),
-                                              ("test", test_file)) if v]
+                                              ("test", test_file),
+                                              ("lenient", "true" if lenient else None),
+                                              ("token_suffix", token_suffix)) if v]
         config = load_config(config_path, [*extra, *overrides])
         output = output or default_run_dir(config)
-    elif config_path or overrides or train_file or dev_file or test_file:
+    elif (config_path or overrides or train_file or dev_file or test_file or lenient
+          or token_suffix):
         raise UsageError("--resume continues a run with its saved config; drop --config/--set/"
-                         "--train/--dev/--test")
+                         "--train/--dev/--test/--lenient/--token-suffix")
     with removing_unstarted_run(None if resume else output):
         run_dir, result = train_ner(config, output=output, resume=resume, overwrite=overwrite,
                                     progress=not quiet)
@@ -237,7 +264,10 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
               help="Also write the scores as JSON to this file.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-def evaluate_command(model_dir, data, fmt, json_out, batch_size):
+@click.option("--lenient", is_flag=True, help=LENIENT_HELP)
+@click.option("--token-suffix", type=TOKEN_SUFFIX_CHOICE, default="auto", show_default=True,
+              help=TOKEN_SUFFIX_HELP)
+def evaluate_command(model_dir, data, fmt, json_out, batch_size, lenient, token_suffix):
     """Strict entity-level precision, recall and F1 per type, micro and macro averaged.
 
     \b
@@ -251,7 +281,8 @@ def evaluate_command(model_dir, data, fmt, json_out, batch_size):
     from cner.tasks.ner import evaluate_ner
 
     check_not_input(json_out, [data, *model_files(model_dir)])
-    scores = evaluate_ner(model_dir, data, format=fmt, batch_size=batch_size)
+    scores = evaluate_ner(model_dir, data, format=fmt, batch_size=batch_size,
+                          mode="lenient" if lenient else "strict", token_suffix=token_suffix)
     click.echo(format_scores(scores))
     if json_out:
         with open_output(json_out) as handle:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 
 from cner.config import Config
 from cner.data.example import Example
-from cner.data.formats import read_corpus
+from cner.data.formats import Corpus, read_corpus
 from cner.encoding.batching import bucketed_batches, collate_inputs
 from cner.encoding.features import Featurizer
 from cner.encoding.vocab import CharVocab
@@ -27,10 +28,23 @@ from cner.training.loop import TrainResult, train_loop
 from cner.training.runs import open_run, run_encoder
 
 
-def read_ner_split(path: str | None, cfg: Config) -> list[Example]:
+def read_ner_split(path: str | None, cfg: Config, *, report: bool = False) -> list[Example]:
+    """One corpus file as ``cfg.data`` says (``lenient``: repair invalid tag transitions;
+    ``token_suffix``); ``report`` prints what reading noticed or repaired, one ``note:`` line
+    per file on stderr."""
     if path is None:
         return []
-    return read_corpus(path, format=cfg.data.format, scheme=cfg.data.scheme).examples
+    corpus = read_corpus(path, format=cfg.data.format, scheme=cfg.data.scheme,
+                         mode="lenient" if cfg.data.lenient else "strict",
+                         token_suffix=cfg.data.token_suffix)
+    if report:
+        print_notes(corpus)
+    return corpus.examples
+
+
+def print_notes(corpus: Corpus) -> None:
+    for note in corpus.notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def split_dev(examples: list[Example], fraction: float, seed: int) -> tuple[list, list]:
@@ -108,8 +122,8 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
                             check=lambda c: [read_ner_split(path, c) for path in
                                              (c.data.train, c.data.dev, c.data.test)])
     check_scheme(cfg.model.tag_scheme)
-    train = read_ner_split(cfg.data.train, cfg)
-    dev = read_ner_split(cfg.data.dev, cfg)
+    train = read_ner_split(cfg.data.train, cfg, report=True)
+    dev = read_ner_split(cfg.data.dev, cfg, report=True)
     if not dev and cfg.data.dev_fraction > 0:
         train, dev = split_dev(train, cfg.data.dev_fraction, cfg.training.seed)
     if not train:
@@ -151,7 +165,7 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
                         resume=resume is not None, progress=progress)
     summary = {"best": result.best_metrics, "stopped_because": result.stopped_because,
                "steps": result.state.step, "best_step": result.state.best_step}
-    test = read_ner_split(cfg.data.test, cfg)
+    test = read_ner_split(cfg.data.test, cfg, report=True)
     if test:
         best = Tagger.load(run_dir / "model", device=cfg.training.device,
                            precision=cfg.training.precision)
@@ -168,11 +182,14 @@ def score_examples(predictor: Predictor, examples: Sequence[Example]) -> dict:
 
 
 def evaluate_ner(model_dir: str | Path, data: str | Path, *, format: str = "auto",
-                 batch_size: int = 64, device: str = "cpu", precision: str = "auto") -> dict:
+                 batch_size: int = 64, device: str = "cpu", precision: str = "auto",
+                 mode: str = "strict", token_suffix: str = "auto") -> dict:
     """Strict entity-level scores of a saved model on a labelled corpus, computed by the same
-    engine as `cner annotate` (`Tagger.load`), so both find the same entities."""
+    engine as `cner annotate` (`Tagger.load`), so both find the same entities. ``mode`` and
+    ``token_suffix`` are those of `read_corpus`; its notes are printed on stderr."""
     tagger = Tagger.load(model_dir, device=device, batch_size=batch_size, precision=precision)
-    corpus = read_corpus(data, format=format)
+    corpus = read_corpus(data, format=format, mode=mode, token_suffix=token_suffix)
+    print_notes(corpus)
     unknown = sorted(set(corpus.labels()) - set(tagger.labels))
     if unknown:
         raise InputError(f"labels {unknown} are not among the model's labels {tagger.labels}",
