@@ -1,5 +1,8 @@
 """Reading text files line by line with exact error locations, and writing outputs safely.
 
+The line readers (`iter_lines`, and `decode_lines` under `checked_lines`) read ``*.gz``,
+``*.bz2`` and ``*.xz`` files decompressed, chosen by the name's last suffix (`compression`).
+
 Every command that writes a user's output goes through `open_output`: a regular file (or a
 new one) is written atomically (`atomic_write`), a symlink is followed and its target replaced
 the same way, and a device, FIFO, ``/dev/stdout``-like path or ``-`` is written as a stream,
@@ -7,14 +10,18 @@ never replaced. `check_not_input` refuses an output that is one of the command's
 """
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
 import io
 import json
+import lzma
 import os
 import re
 import stat
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +32,60 @@ from cner.errors import InputError
 BOM = "\ufeff"
 
 
+# Compressed inputs, recognised by the last suffix of their name (``train.conll.gz``).
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}
+
+
+def compression(path: str | os.PathLike) -> str | None:
+    """``gzip``, ``bzip2`` or ``xz`` when the name of ``path`` ends in ``.gz``, ``.bz2`` or
+    ``.xz``; else ``None``."""
+    return COMPRESSIONS.get(Path(os.fspath(path)).suffix.lower())
+
+
+def uncompressed_name(path: str | os.PathLike) -> str:
+    """The name without its compression suffix: ``docs.jsonl.gz`` -> ``docs.jsonl``."""
+    name = os.fspath(path)
+    return name[:-len(Path(name).suffix)] if compression(name) else name
+
+
+def decompressing(handle: IO[bytes], kind: str | None) -> IO[bytes]:
+    """``handle`` read through the decompressor ``kind`` (see `compression`), or as it is."""
+    if kind is None:
+        return handle
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=handle, mode="rb")
+    return bz2.BZ2File(handle, "rb") if kind == "bzip2" else lzma.LZMAFile(handle, "rb")
+
+
+@contextlib.contextmanager
+def decompression_errors(name: str, kind: str | None) -> Iterator[None]:
+    """With ``kind`` set, a file that is not ``kind`` data, or that ends before its compressed
+    data does, is an `InputError` naming it rather than a traceback."""
+    try:
+        yield
+    except EOFError:
+        if kind is None:
+            raise
+        raise InputError(f"ends before its {kind} data does: the file is truncated",
+                         path=name) from None
+    except (OSError, lzma.LZMAError, zlib.error) as exc:
+        if kind is None:
+            raise
+        raise InputError(f"is not valid {kind} data ({exc})", path=name,
+                         hint=f"decompress it first, or rename it if it is not {kind}") from None
+
+
+def checked_lines(handle: IO[bytes], *, name: str, kind: str | None) -> Iterator[bytes]:
+    """The raw lines of ``handle``, read under `decompression_errors`."""
+    lines = iter(handle)
+    while True:
+        with decompression_errors(name, kind):
+            raw = next(lines, None)
+        if raw is None:
+            return
+        yield raw
+
+
 def iter_lines(path: str | Path, *, errors: str = "strict", binary_check: bool = True
                ) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for each line of a UTF-8 file, 1-based.
@@ -32,27 +93,36 @@ def iter_lines(path: str | Path, *, errors: str = "strict", binary_check: bool =
     The line terminator (LF or CRLF) is removed and a leading BOM is dropped. With
     ``errors="strict"`` an undecodable line raises `InputError` naming the line and the
     byte offset in the file; ``errors="replace"`` substitutes U+FFFD instead.
-    ``binary_check`` rejects files whose first 8 KiB contain a NUL byte.
+    ``binary_check`` rejects files whose first 8 KiB contain a NUL byte. A file named
+    ``*.gz``, ``*.bz2`` or ``*.xz`` is decompressed as it is read (the byte offsets and the
+    binary check then apply to the decompressed text).
     """
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path=path)
     if path.is_dir():
         raise InputError("is a directory, expected a file", path=path)
-    with open(path, "rb") as handle:
-        if binary_check and b"\x00" in handle.read(8192):
-            raise InputError("looks like a binary file (contains NUL bytes), expected UTF-8 text",
-                             path=path, line=1)
-        handle.seek(0)
-        for number, text, _ in decode_lines(handle, name=str(path), errors=errors,
+    kind = compression(path)
+    where = "of the file" if kind is None else f"of the decompressed ({kind}) file"
+    with open(path, "rb") as raw, decompressing(raw, kind) as handle:
+        if binary_check:
+            with decompression_errors(str(path), kind):
+                head = handle.read(8192)
+                handle.seek(0)
+            if b"\x00" in head:
+                raise InputError("looks like a binary file (contains NUL bytes), expected UTF-8 "
+                                 "text", path=path, line=1)
+        for number, text, _ in decode_lines(checked_lines(handle, name=str(path), kind=kind),
+                                            name=str(path), errors=errors, where=where,
                                             hint="re-encode the file as UTF-8"):
             yield number, text
 
 
-def decode_lines(handle: IO[bytes], *, name: str, errors: str = "strict",
+def decode_lines(handle: Iterable[bytes], *, name: str, errors: str = "strict",
                  where: str = "of the file", hint: str | None = None,
                  keep_ends: bool = False) -> Iterator[tuple[int, str, int]]:
-    """``(line number, text, byte offset after the line)`` for each line of a binary stream.
+    """``(line number, text, byte offset after the line)`` for each line of a binary stream
+    (or any iterable of raw lines).
 
     Decodes UTF-8 (an undecodable line raises `InputError` with its line and byte offset
     ``where``, e.g. "of the file", unless ``errors="replace"``), drops a leading BOM and,
