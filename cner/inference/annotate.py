@@ -1,6 +1,9 @@
 """Annotating files: chunked tagging of streamed documents, atomic and resumable output.
 
-Inputs: see `cner.documents` (``.txt``, ``.jsonl``, ``.csv``/``.tsv``, ``-``).
+Inputs: see `cner.inference.documents` (``.txt``, ``.jsonl``, ``.csv``/``.tsv``, ``.parquet``,
+any of the text ones ``.gz``/``.bz2``/``.xz``-compressed, ``-``). Outputs: see
+`cner.inference.writers` (CSV, TSV, JSON, JSONL, Parquet; the format from ``--format`` or the
+output's suffix, an unknown suffix being an error before anything is written).
 
 A file output grows in ``OUT.partial`` (flushed per chunk) beside ``OUT.partial.json`` (documents
 done; inputs with sizes and mtimes, options, model fingerprint); success renames it to ``OUT``
@@ -12,6 +15,10 @@ ends, so a second job writing the same output fails at once and leaves the first
 alone. An output that is a symlink is followed (the partial grows beside its target); a
 device, FIFO or ``/dev/stdout`` is written as a stream (no partial, no resume), like ``-``.
 An output naming one of the inputs is refused.
+
+Parquet cannot be appended to: its rows grow in ``OUT.partial`` as JSON lines (so ``--resume``
+works for it as for the other formats) and the Parquet file is written from them at the end,
+atomically; a Parquet output must therefore be a regular file, never a stream.
 """
 from __future__ import annotations
 
@@ -30,9 +37,10 @@ from pathlib import Path
 from cner.errors import CnerError, ConfigError, InputError, ModelError
 from cner.fileio import atomic_write, check_not_input, output_target, target_mode, utf8_stdout
 from cner.inference.documents import (ERRORS, Document, all_documents, check_input, input_kind,
-                                      read_documents)
+                                      input_size, read_documents)
 from cner.inference.tagger import Tagger
-from cner.inference.writers import FORMATS, format_from_suffix, make_writer
+from cner.inference.writers import (STREAMED, ParquetWriter, import_pyarrow, make_writer,
+                                    output_format)
 from cner.runtime.engine import encoder_flops_per_position, is_transformer
 
 STATE_VERSION = 1
@@ -190,22 +198,23 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
                    id_column: str | None = None, errors: str = "strict", resume: bool = False,
                    progress: bool = True, device: str = "cpu", precision: str = "auto",
                    compile: bool | None = None) -> AnnotateReport:
-    """Annotate ``inputs`` with ``tagger`` and write CSV/JSON/JSONL to ``output`` (standard
-    output when ``None``).
+    """Annotate ``inputs`` with ``tagger`` and write CSV/TSV/JSON/JSONL/Parquet to ``output``
+    (standard output when ``None``).
 
     ``tagger``: a `Tagger`, used as it is, or a model directory, loaded on ``device`` at
     ``precision`` and compiled with TorchInductor if ``compile`` is true; ``None`` (auto)
     compiles for large inputs (see `AUTO_COMPILE_MIN_FLOPS`).
 
-    ``format`` defaults from the output suffix, else CSV. ``batch_size`` (windows per model
-    call) defaults to the tagger's. See the module docstring for inputs, ids and ``resume``.
+    ``format`` defaults from the output suffix (one naming no format is an `InputError`),
+    else CSV. ``batch_size`` (windows per model call) defaults to the tagger's. See the module
+    docstring for inputs, ids and ``resume``.
     """
     inputs = [os.fspath(p) for p in
               ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    fmt = format or format_from_suffix(output)
-    if fmt not in FORMATS or errors not in ERRORS:
-        raise ConfigError(f"format must be csv, json or jsonl (got {fmt!r}) and errors strict "
-                          f"or replace (got {errors!r})")
+    if errors not in ERRORS:
+        raise ConfigError(f"errors must be strict or replace, got {errors!r}")
+    if format is not None:
+        output_format(output, format)  # an unknown format: before anything else
     for problem, bad in (("no input file given", not inputs),
                          ("standard input ('-') can be read only once", inputs.count("-") > 1),
                          ("--resume needs --output", resume and output is None),
@@ -225,6 +234,14 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
     elif target is not None and resume:
         raise InputError(f"--resume needs a regular file --output; {os.fspath(output)} is "
                          + ("standard output" if target.kind == "stdout" else "a stream"))
+    fmt = output_format(output, format)  # after the output-is-an-input check: that one first
+    if fmt not in STREAMED:
+        if target is None or target.kind != "file":
+            raise InputError(f"{fmt.capitalize()} output is written whole at the end, so it "
+                             f"needs a file: -o NAME.{fmt}, not "
+                             + ("standard output" if target is None or target.kind == "stdout"
+                                else f"the stream {os.fspath(output)}"))
+        import_pyarrow()
     for path in inputs:
         check_input(path)
     tagger = _load_tagger(tagger, inputs, device, batch_size, precision, compile)
@@ -286,7 +303,8 @@ def _run(inputs: list[str], tagger: Tagger, target, fmt: str, resume: bool,
             with atomic_write(state_path) as state_file:
                 json.dump({**job, **stats}, state_file, ensure_ascii=False)
 
-    bar = tqdm(total=None if "-" in inputs else sum(os.path.getsize(p) for p in inputs),
+    sizes = [input_size(p) for p in inputs]  # None for a stream; a compressed file's own size
+    bar = tqdm(total=None if None in sizes else sum(sizes),
                unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
                desc="annotating", disable=not progress or not sys.stderr.isatty())
     documents = all_documents(inputs, text_column=options["text_column"],
@@ -316,7 +334,11 @@ def _run(inputs: list[str], tagger: Tagger, target, fmt: str, resume: bool,
         if output is not None:
             os.fchmod(handle.fileno(), target_mode(output))  # that of a file it replaces
             os.fsync(handle.fileno())
-            os.replace(partial, output)  # still under the lock: no other job can start yet
+            if fmt in STREAMED:
+                os.replace(partial, output)  # still under the lock: no other job can start yet
+            else:  # Parquet, written whole from the rows in the partial; then the partial goes
+                ParquetWriter.publish(partial, output)
+                partial.unlink()
             state_path.unlink(missing_ok=True)
     except BaseException as exc:
         if output is not None and stats["documents"] and not isinstance(exc, CnerError):

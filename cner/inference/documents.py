@@ -6,12 +6,18 @@ NUL bytes are text. ``.jsonl``/``.ndjson``/``.json``: an object per line with ``
 optional ``id`` (else the line number). ``.csv``/``.tsv``: a header, a text column and an
 optional id column (``id`` when present; else the 1-based data row); a quote left open, or one
 whose field runs past 1,000 lines, is an error at the line where it opened
-(`cner.data.delimited`). With several inputs every ``doc_id`` becomes ``"INPUT:doc_id"``
+(`cner.data.delimited`). ``.parquet`` (needs pyarrow: ``pip install "cner[parquet]"``): a text
+column and an optional id column as for CSV (a null text is an empty document; an id that is
+not a string or a number is written as its ``str``), read a row group at a time; ``line`` is the
+1-based row. Any of the text formats may be compressed, by its name: ``docs.txt.gz``,
+``docs.jsonl.bz2``, ``table.csv.xz`` are read decompressed (line numbers and byte offsets in
+errors count in the decompressed text). With several inputs every ``doc_id`` becomes ``"INPUT:doc_id"``
 (``INPUT`` as given). Invalid UTF-8 is an `InputError` naming the line and 0-based byte offset;
 ``errors="replace"`` decodes it as U+FFFD.
 
 An input is a regular file, ``-``, or a stream: a readable character device or pipe such as
-``/dev/null`` or ``/dev/fd/N`` (bash's ``<(...)``), read once, with no size known beforehand.
+``/dev/null`` or ``/dev/fd/N`` (bash's ``<(...)``), read once, with no size known beforehand
+(a Parquet input must be a regular file: it is read from its end).
 A JSON Lines id must be a value JSON output can hold: ``NaN``/``Infinity`` (not JSON) and a
 number too large for a float (``1e999``) are errors naming the line.
 """
@@ -30,7 +36,8 @@ from typing import Any, NamedTuple
 
 from cner.data.delimited import quoted_records
 from cner.errors import ConfigError, InputError
-from cner.fileio import decode_lines
+from cner.fileio import (checked_lines, compression, decode_lines, decompressing,
+                         uncompressed_name)
 
 ERRORS = ("strict", "replace")
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -43,14 +50,17 @@ class Document(NamedTuple):
 
 
 def input_kind(path: str | os.PathLike) -> str:
-    """``txt``, ``jsonl``, ``csv`` or ``tsv`` from the file name (``-`` is ``txt``)."""
+    """``txt``, ``jsonl``, ``csv``, ``tsv`` or ``parquet`` from the file name, a compression
+    suffix left out (``docs.jsonl.gz`` is ``jsonl``; ``-`` is ``txt``)."""
     return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
-            ".tsv": "tsv"}.get(Path(os.fspath(path)).suffix.lower(), "txt")
+            ".tsv": "tsv", ".parquet": "parquet"}.get(
+        Path(uncompressed_name(path)).suffix.lower(), "txt")
 
 
 def check_input(path: str) -> None:
     """Refuse a missing path, a directory, and anything but a regular file, a character
-    device or a pipe (``-`` is standard input)."""
+    device or a pipe (``-`` is standard input); a Parquet input must be a regular file, and
+    pyarrow installed."""
     if path == "-":
         return
     try:
@@ -63,6 +73,16 @@ def check_input(path: str) -> None:
         raise InputError("is a directory, expected a file", path=path)
     if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
         raise InputError("is not a file, a character device or a pipe", path=path)
+    if input_kind(path) == "parquet":
+        from cner.inference.writers import import_pyarrow
+
+        if compression(path) is not None:
+            raise InputError("a compressed Parquet file cannot be read", path=path,
+                             hint="decompress it: Parquet compresses its columns itself")
+        if not stat.S_ISREG(mode):
+            raise InputError("a Parquet input must be a regular file (it is read from its "
+                             "end), not a stream", path=path)
+        import_pyarrow("reading Parquet")
 
 
 def is_stream(path: str) -> bool:
@@ -77,26 +97,38 @@ def is_stream(path: str) -> bool:
 
 
 def input_size(path: str) -> int | None:
-    """The size in bytes of a regular file input; ``None`` for a stream (`is_stream`)."""
+    """The size in bytes of a regular file input (of a compressed one: its compressed size,
+    which the offsets `all_documents` reports count in too); ``None`` for a stream
+    (`is_stream`)."""
     return None if is_stream(path) else os.path.getsize(path)
 
 
 def _lines(path: str, errors: str, *, keep_ends: bool = False
            ) -> Iterator[tuple[int, str, int]]:
-    """``(line number, text, byte offset after the line)``; ``-`` reads standard input."""
+    """``(line number, text, byte offset after the line)``; ``-`` reads standard input. A
+    compressed file (`cner.fileio.compression`) is decompressed; its offsets are then those
+    read in the compressed file (for progress), when it is a regular file."""
     check_input(path)
+    kind = None if path == "-" else compression(path)
     try:
-        handle = sys.stdin.buffer if path == "-" else open(path, "rb")
+        raw = sys.stdin.buffer if path == "-" else open(path, "rb")
     except OSError as exc:
         raise InputError(f"cannot read it: {exc.strerror}", path=path) from None
     name, where = ("<stdin>", "of standard input") if path == "-" else (path, "of the file")
+    if kind is not None:
+        where = f"of the decompressed ({kind}) file"
+    position = raw.tell if kind is not None and raw.seekable() else None
+    handle = decompressing(raw, kind)
     try:
-        yield from decode_lines(handle, name=name, errors=errors, where=where,
-                                hint="re-encode it as UTF-8, or pass --errors replace",
-                                keep_ends=keep_ends)
+        for number, text, offset in decode_lines(
+                checked_lines(handle, name=name, kind=kind), name=name, errors=errors,
+                where=where, hint="re-encode it as UTF-8, or pass --errors replace",
+                keep_ends=keep_ends):
+            yield number, text, offset if position is None else position()
     finally:
         if path != "-":
             handle.close()
+            raw.close()
 
 
 def _clean(value: str, errors: str, path: str, line: int, what: str) -> str:
@@ -216,11 +248,63 @@ def _table(path: str, errors: str, delimiter: str, text_column: str, id_column: 
         yield Document(doc_id, row[text_at], first_line), offset[0]
 
 
+_TEXT_TYPES = ("is_string", "is_large_string", "is_string_view", "is_null")
+
+
+def _parquet(path: str, text_column: str, id_column: str | None
+             ) -> Iterator[tuple[Document, int]]:
+    """The rows of a Parquet file, a row group at a time; offsets in proportion to the rows
+    read (for progress)."""
+    from cner.inference.writers import import_pyarrow
+
+    pa, pq = import_pyarrow("reading Parquet")
+    check_input(path)
+    failures = (pa.ArrowException, OSError, ValueError)
+    try:
+        parquet = pq.ParquetFile(path)
+    except failures as exc:
+        raise InputError(f"is not a Parquet file ({exc})", path=path) from None
+    schema = parquet.schema_arrow
+    for name, option in ((text_column, "--text-column"), (id_column, "--id-column")):
+        if name is not None and name not in schema.names:
+            raise InputError(f"no column {name!r}; the columns are: {', '.join(schema.names)}",
+                             path=path, hint=f"choose one with {option}")
+    text_type = schema.field(text_column).type
+    if pa.types.is_dictionary(text_type):
+        text_type = text_type.value_type
+    if not any(getattr(pa.types, test, lambda _: False)(text_type) for test in _TEXT_TYPES):
+        raise InputError(f"column {text_column!r} holds {text_type}, expected text",
+                         path=path, hint="choose the text column with --text-column")
+    id_name = id_column or ("id" if "id" in schema.names else None)
+    columns = list(dict.fromkeys(c for c in (text_column, id_name) if c is not None))
+    total, size, row = max(parquet.metadata.num_rows, 1), os.path.getsize(path), 0
+    batches = parquet.iter_batches(batch_size=1024, columns=columns)
+    while True:
+        try:
+            batch = next(batches, None)
+        except failures as exc:
+            raise InputError(f"cannot read it past row {row} ({exc})", path=path) from None
+        if batch is None:
+            return
+        texts = batch.column(columns.index(text_column)).to_pylist()
+        ids = (batch.column(columns.index(id_name)).to_pylist() if id_name is not None
+               else [None] * len(texts))
+        for text, doc_id in zip(texts, ids):
+            row += 1
+            if doc_id is None:
+                doc_id = row
+            elif not isinstance(doc_id, (str, int, float)):
+                doc_id = str(doc_id)  # a date, a decimal, bytes...: as written
+            yield Document(doc_id, text or "", row), size * row // total
+
+
 def _read(path: str, *, text_column: str, id_column: str | None, errors: str
           ) -> Iterator[tuple[Document, int]]:
     if errors not in ERRORS:
         raise ConfigError(f"errors must be 'strict' or 'replace', got {errors!r}")
     kind = "txt" if path == "-" else input_kind(path)
+    if kind == "parquet":
+        return _parquet(path, text_column, id_column)
     if kind in ("csv", "tsv"):
         return _table(path, errors, "," if kind == "csv" else "\t", text_column, id_column)
     return _jsonl(path, errors, text_column, id_column) if kind == "jsonl" else _txt(path, errors)
