@@ -93,13 +93,14 @@ class Classifier:
             yield from self._predict(chunk)
 
     def predict_frame(self, df, text_column: str = "text", text_pair_column: str | None = None):
-        """A copy of ``df`` with ``label`` and one ``prob_<label>`` column per label."""
+        """A copy of ``df`` with ``label`` and one ``prob_<label>`` column per label (a missing
+        text, None or NaN, is classified as an empty text)."""
         for name in (text_column, text_pair_column):
             if name is not None and name not in df.columns:
                 raise InputError(f"no column {name!r}; the columns are: "
                                  f"{', '.join(map(str, df.columns))}")
-        texts = df[text_column].astype(str).tolist()
-        items = texts if text_pair_column is None else list(zip(texts, df[text_pair_column].astype(str)))
+        texts = _texts(df[text_column])
+        items = texts if text_pair_column is None else list(zip(texts, _texts(df[text_pair_column])))
         preds = list(self.pipe(items))
         out = df.copy()
         out["label"] = [p.label for p in preds]
@@ -108,38 +109,105 @@ class Classifier:
         return out
 
 
+def _texts(column) -> list[str]:
+    """A column's values as texts; a missing one (None, NaN: a null in a Parquet or CSV
+    file) is an empty text, not ``"None"``/``"nan"``."""
+    import pandas as pd
+
+    return ["" if value is None or (pd.api.types.is_scalar(value) and pd.isna(value))
+            else str(value) for value in column.tolist()]
+
+
 def predict_file(classifier: Classifier, examples: Iterable, output: str | Path, *,
                  format: str | None = None, inputs: Iterable[str | Path] = ()) -> int:
-    """Write one prediction per example (CSV or JSONL; a file atomically, a device or FIFO as
-    a stream: `cner.fileio.open_output`); returns the row count. ``output`` naming one of the
-    ``inputs`` (the files the examples were read from) is refused."""
-    from cner.fileio import check_not_input, open_output
+    """Write one prediction per example; returns the row count.
 
-    fmt = format or ("jsonl" if Path(output).suffix == ".jsonl" else "csv")
-    if fmt not in ("csv", "jsonl"):
-        raise InputError(f"unknown output format {fmt!r}; expected csv or jsonl")
+    Formats (``format``, else the one the output suffix names: a suffix naming none is an
+    `InputError` before anything is written; no suffix is CSV):
+
+    * CSV / TSV: ``id,label,prob_<label>...`` (a multi-label label is its labels joined by
+      ``|``; probabilities with 6 decimals);
+    * JSONL / JSON (a list): ``{"id", "label", "probabilities"}`` per row;
+    * Parquet (needs pyarrow): the CSV columns, typed: ``label`` a string, a list of strings
+      (multi-label) or a double (regression); ``prob_<label>`` doubles. Written whole at the
+      end, so to a regular file only.
+
+    A file is written atomically, a device or FIFO as a stream (`cner.fileio.open_output`).
+    ``output`` naming one of the ``inputs`` (the files the examples were read from) is
+    refused."""
+    from cner.fileio import check_not_input, open_output, output_target
+    from cner.inference.writers import STREAMED, import_pyarrow, output_format
+
     check_not_input(output, inputs)
-    rows = 0
+    fmt = output_format(output, format)
+    if fmt not in STREAMED:
+        if output_target(output).kind != "file":
+            raise InputError(f"{fmt.capitalize()} output is written whole at the end, so it "
+                             f"needs a file: -o NAME.{fmt}, not {output}")
+        import_pyarrow()
     labels = classifier.labels if classifier.meta.head != "regression" else []
-    with open_output(output) as handle:
-        writer = csv.writer(handle, lineterminator="\n") if fmt == "csv" else None
-        if writer:
-            writer.writerow(["id", "label", *[f"prob_{lab}" for lab in labels]])
+    rows = 0
+
+    def predictions():
+        nonlocal rows
         iterator = iter(examples)
         while chunk := list(itertools.islice(iterator, classifier.batch_size * 8)):
             items = [ex.text if ex.text_pair is None else (ex.text, ex.text_pair) for ex in chunk]
             for ex, pred in zip(chunk, classifier._predict(items)):
                 rows += 1
+                yield (ex.id if ex.id is not None else str(rows)), pred
+
+    if fmt == "parquet":
+        _write_parquet_predictions(output, predictions(), labels, classifier.meta.head)
+        return rows
+    with open_output(output) as handle:
+        if fmt in ("csv", "tsv"):
+            writer = csv.writer(handle, delimiter="," if fmt == "csv" else "\t",
+                                lineterminator="\n")
+            writer.writerow(["id", "label", *[f"prob_{lab}" for lab in labels]])
+            for doc_id, pred in predictions():
                 label = "|".join(pred.label) if isinstance(pred.label, tuple) else pred.label
-                doc_id = ex.id if ex.id is not None else str(rows)
-                if writer:
-                    writer.writerow([doc_id, label,
-                                     *[f"{pred.probabilities[lab]:.6f}" for lab in labels]])
-                else:
-                    handle.write(json.dumps({"id": doc_id, "label": pred.label,
-                                             "probabilities": pred.probabilities},
-                                            ensure_ascii=False) + "\n")
+                writer.writerow([doc_id, label,
+                                 *[f"{pred.probabilities[lab]:.6f}" for lab in labels]])
+            return rows
+        if fmt == "json":
+            handle.write("[")
+        for doc_id, pred in predictions():
+            line = json.dumps({"id": doc_id, "label": pred.label,
+                               "probabilities": pred.probabilities}, ensure_ascii=False)
+            if fmt == "jsonl":
+                handle.write(line + "\n")
+            else:
+                handle.write(("\n" if rows == 1 else ",\n") + line)
+        if fmt == "json":
+            handle.write("\n]\n" if rows else "]\n")
     return rows
+
+
+def _write_parquet_predictions(output, predictions, labels: list[str], head: str, *,
+                               rows_per_group: int = 65536) -> None:
+    """The Parquet form of `predict_file`'s CSV, a row group of ``rows_per_group`` at a time."""
+    from cner.fileio import open_output
+    from cner.inference.writers import import_pyarrow
+
+    pa, pq = import_pyarrow()
+    label_type = {"regression": pa.float64(), "multilabel": pa.list_(pa.string())}.get(
+        head, pa.string())
+    schema = pa.schema([("id", pa.string()), ("label", label_type),
+                        *[(f"prob_{lab}", pa.float64()) for lab in labels]])
+
+    def table(batch):
+        ids, preds = zip(*batch)
+        columns = [pa.array([str(i) for i in ids], pa.string()),
+                   pa.array([list(p.label) if isinstance(p.label, tuple) else p.label
+                             for p in preds], label_type),
+                   *[pa.array([p.probabilities[lab] for p in preds], pa.float64())
+                     for lab in labels]]
+        return pa.table(columns, schema=schema)
+
+    with open_output(output, "wb") as handle, pq.ParquetWriter(handle, schema) as parquet:
+        while batch := list(itertools.islice(predictions, rows_per_group)):
+            parquet.write_table(table(batch))
 
 
 def predict_encoded(engine: Engine, encoded: Sequence[list[dict]], pad_id: int, *,
