@@ -137,8 +137,35 @@ def repair_note(path: str, count: int, lines: list[int], *, listed: int = 10) ->
             f"(line{'s' if len(lines) != 1 else ''} {shown}), as conlleval does")
 
 
-def write_corpus(examples: Iterable[Example], handle: IO[str], *, format: str,
-                 scheme: str = "bio") -> None:
+# A format cner writes but does not read: a spaCy DocBin (binary; `cner.integrations.spacy`).
+SPACY = "spacy"
+
+
+def check_target(name: str) -> str:
+    """A format `write_corpus`/`convert_corpus` can write: one of `FORMATS`, or ``spacy``."""
+    if name == SPACY:
+        return name
+    if name not in FORMATS:
+        raise InputError(f"unknown corpus format {name!r}; expected one of "
+                         f"{', '.join([*FORMATS, SPACY])}")
+    return name
+
+
+def write_corpus(examples: Iterable[Example], handle: IO, *, format: str,
+                 scheme: str = "bio") -> int | None:
+    """Write ``examples`` to ``handle`` in ``format``. ``spacy`` writes a ``DocBin`` to a
+    binary handle and returns the number of entities left out because they do not align to
+    spaCy's tokens (`cner.integrations.spacy.examples_to_docbin`); the other formats return
+    None."""
+    if check_target(format) == SPACY:
+        from cner.integrations import require_spacy
+
+        require_spacy("--to spacy")
+        from cner.integrations.spacy import examples_to_docbin
+
+        result = examples_to_docbin(examples)
+        handle.write(result.docbin.to_bytes())
+        return result.dropped
     fmt = FORMATS[check_format(format)]
     if fmt.tagged:
         fmt.write(examples, handle, scheme=check_scheme(scheme))
@@ -152,6 +179,7 @@ class ConversionReport:
     entities: int
     dropped_nested: int
     notes: tuple[str, ...] = ()  # the source's, from read_corpus
+    unaligned: int = 0  # --to spacy: entities left out, not aligned to spaCy's tokens
 
 
 def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
@@ -164,24 +192,37 @@ def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
     device or FIFO as a stream, ``-`` to standard output), or to ``out`` when ``target`` is
     None; a ``target`` naming ``source`` is refused. Nested spans, which a column file cannot
     hold, keep the outermost entity and are counted in the report's ``dropped_nested``.
+
+    ``to="spacy"`` writes a spaCy ``DocBin`` (binary, so to ``target`` only): one ``Doc`` per
+    example, tokenized by ``spacy.blank("zh")`` (one token per character); entities that do
+    not align to its tokens (one starting or ending on whitespace) are left out and counted in
+    the report's ``unaligned``; nested ones are flattened as for column files.
     """
+    if check_target(to) == SPACY:
+        from cner.integrations import require_spacy
+
+        require_spacy("--to spacy")
+        if target is None:
+            raise InputError("a spaCy DocBin is binary: write it to a file with --output "
+                             "(-o NAME.spacy)")
     check_not_input(target, [source])
     corpus = read_corpus(source, format=source_format, scheme=source_scheme, mode=mode,
                          token_suffix=token_suffix)
     examples = corpus.examples
     dropped = 0
-    if FORMATS[check_format(to)].tagged:
+    if to == SPACY or FORMATS[check_format(to)].tagged:
         flat = []
         for ex in examples:
             kept, lost = flatten_spans(ex.spans)
             dropped += len(lost)
             flat.append(Example(ex.text, tuple(kept), ex.id, ex.source, ex.line))
         examples = flat
+    unaligned = None
     if target is None:
         assert out is not None, "either target or out is needed"
         write_corpus(examples, out, format=to, scheme=scheme)
     else:
-        with open_output(target) as handle:
-            write_corpus(examples, handle, format=to, scheme=scheme)
-    return ConversionReport(len(examples), sum(len(e.spans) for e in examples), dropped,
-                            corpus.notes)
+        with open_output(target, "wb" if to == SPACY else "w") as handle:
+            unaligned = write_corpus(examples, handle, format=to, scheme=scheme)
+    entities = sum(len(e.spans) for e in examples) - (unaligned or 0)  # those written
+    return ConversionReport(len(examples), entities, dropped, corpus.notes, unaligned or 0)
