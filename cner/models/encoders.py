@@ -1,4 +1,5 @@
-"""Encoders: a Hugging Face model by hub name or local directory, or one built from sizes.
+"""Encoders: a Hugging Face model by hub name or local directory (a cner model directory
+gives its trained encoder), or one built from sizes.
 
 Hub loading is real code for users with a network; with ``HF_HUB_OFFLINE=1`` (the tests)
 an uncached hub name fails with a one-line `ModelError`. Weights load only from safetensors
@@ -65,15 +66,52 @@ def pretrained_vocab(name: str, data: DataConfig) -> CharVocab:
 
 
 def pretrained_encoder(name: str) -> nn.Module:
+    """The encoder of a hub model or local directory, without its pooler. A cner model
+    directory gives its trained encoder, whichever layout it was saved in (`cner_encoder`);
+    an encoder whose weights are not all in the checkpoint is a warning, not silently random."""
+    import warnings
+
     from transformers import AutoModel
 
-    from cner.models.modeldir import drop_pooler
+    from cner.models.modeldir import META, drop_pooler
 
+    if (Path(name) / META).is_file():
+        return cner_encoder(name)
     try:
-        return drop_pooler(AutoModel.from_pretrained(name, use_safetensors=True,
-                                                     trust_remote_code=False))
+        encoder, info = AutoModel.from_pretrained(name, use_safetensors=True,
+                                                  trust_remote_code=False,
+                                                  output_loading_info=True)
     except OSError as exc:
         raise ModelError(_load_hint(name, exc)) from None
+    missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith("pooler."))
+    if missing:
+        more = ", ..." if len(missing) > 3 else ""
+        warnings.warn(f"{name}: {len(missing)} encoder weight(s) are not in its checkpoint and "
+                      f"start random ({', '.join(missing[:3])}{more})", stacklevel=2)
+    return drop_pooler(encoder)
+
+
+def cner_encoder(directory: str | Path) -> nn.Module:
+    """The trained encoder of a cner model directory (either weight layout: see
+    `cner.models.modeldir.read_dir_state`), to train a new model from."""
+    from cner.models.modeldir import WEIGHTS, encoder_from_dir, read_dir_state
+
+    directory = Path(directory)
+    encoder = encoder_from_dir(directory)
+    own = encoder.state_dict()
+    saved = read_dir_state(directory)
+    state = {k[len("encoder."):]: v for k, v in saved.state.items() if k.startswith("encoder.")
+             and (k[len("encoder."):] in own or not k.startswith("encoder.pooler."))}
+    for key, tensor in state.items():
+        if key in own and tuple(own[key].shape) != tuple(tensor.shape):
+            raise ModelError(f"weights {directory / WEIGHTS} do not fit the encoder in "
+                             f"{directory}: {key} is {tuple(tensor.shape)} in the file, "
+                             f"{tuple(own[key].shape)} in its config.json")
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"weights {directory / WEIGHTS} do not fit the encoder in {directory}: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return encoder
 
 
 def _load_hint(name: str, exc: Exception) -> str:

@@ -5,10 +5,15 @@ the files it keeps beside its checkpoints), the typed metadata in ``cner_model.j
 the builders that turn that metadata into a `TokenTagger` or `SequenceClassifier`, used
 both when training starts and when a saved model is loaded, so both build the same model.
 
-``model.safetensors`` (all weights), ``config.json`` (the encoder's Hugging Face config),
-``vocab.txt``, ``bigrams.txt`` (models with bigram features), ``cner_model.json`` (`ModelMeta`:
-tags, scheme, head, normalisation, window sizes, features or classifier options),
-``cner_config.yaml`` (the run's config) and ``metrics.json`` (from training).
+``model.safetensors`` (the encoder under the names transformers uses, and the tag or class
+layer), ``cner_head.safetensors`` (CRF transitions, feature embeddings), ``config.json`` (the
+encoder's Hugging Face config with the labels), ``vocab.txt``, ``tokenizer.json`` and
+``tokenizer_config.json`` (the same vocabulary for transformers' ``AutoTokenizer``),
+``bigrams.txt`` (models with bigram features), ``cner_model.json`` (`ModelMeta`: tags, scheme,
+head, normalisation, window sizes, features or classifier options, `Provenance`),
+``README.md`` (the model card), ``cner_config.yaml`` (the run's config) and ``metrics.json``
+(from training). `cner.models.hub` owns the Hugging Face side of that layout; directories
+written before it (every weight in ``model.safetensors`` under cner's names) still load.
 A directory is written under a temporary name and renamed into place, so a crash never
 leaves a half-written model; it gets the modes a plain ``mkdir``/``open`` would give it.
 Loading checks that the vocabulary, the bigram list and the labels fit the weights, so a
@@ -16,15 +21,18 @@ truncated or mismatched file is a one-line `ModelError` naming it, not silently 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 import types
 import typing
 import warnings
-from collections.abc import Sequence
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 import torch
@@ -42,6 +50,10 @@ BIGRAMS = "bigrams.txt"
 META = "cner_model.json"
 RUN_CONFIG = "cner_config.yaml"
 METRICS = "metrics.json"
+HEAD_WEIGHTS = "cner_head.safetensors"
+CARD = "README.md"
+TOKENIZER = "tokenizer.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
 REQUIRED = (WEIGHTS, ENCODER_CONFIG, VOCAB, META)
 
 NER = "ner"
@@ -79,9 +91,92 @@ class ClassifierOptions:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A file a model was trained or evaluated on, as the run named it, with its SHA-256."""
+
+    split: str  # train | dev | test
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model comes from: its data files, the command that trained it (``None`` when
+    trained through the Python API), the package versions and when it was saved."""
+
+    command: list[str] | None = None
+    data: list[DataFile] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str | None = None  # UTC, ISO 8601
+
+
+PACKAGES = ("cner", "torch", "transformers", "tokenizers", "safetensors", "huggingface_hub",
+            "jieba")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def cli_command(argv: Sequence[str] | None = None) -> list[str] | None:
+    """``sys.argv`` when this process is the ``cner`` command (the console script or
+    ``python -m cner``), with the program written as ``cner``; ``None`` otherwise."""
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return None
+    program = Path(argv[0])
+    if program.name in ("cner", "cner.exe", "cner-script.py") or (
+            program.name == "__main__.py" and program.parent.name == "cner"):
+        return ["cner", *argv[1:]]
+    return None
+
+
+def file_sha256(path: str | Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def training_provenance(files: Mapping[str, str | Path | None] | Sequence[tuple[str, str | Path]],
+                        *, command: Sequence[str] | None = None) -> Provenance:
+    """The `Provenance` of a training run: ``files`` (split -> path, or ``(split, path)``
+    pairs; missing ones are left out) hashed now, ``command`` or `cli_command`."""
+    pairs = files.items() if isinstance(files, Mapping) else files
+    data, seen = [], set()
+    for split, path in pairs:
+        if path is None or (split, str(path)) in seen or not Path(path).is_file():
+            continue
+        seen.add((split, str(path)))
+        try:
+            sha, size = file_sha256(path)
+        except OSError:
+            continue
+        data.append(DataFile(split=split, path=str(path), sha256=sha, bytes=size))
+    return Provenance(command=list(command) if command is not None else cli_command(), data=data,
+                      versions=package_versions(), created=_now())
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
 class ModelMeta:
     """``cner_model.json``. ``features`` is set for NER models, ``options`` for classifiers
-    (both get their defaults when left out)."""
+    (both get their defaults when left out); ``provenance`` for models saved by this version
+    of cner."""
 
     task: str  # "ner" or "classification"
     labels: list[str]  # tags for NER, class names for classification
@@ -95,6 +190,7 @@ class ModelMeta:
     vocab_size: int | None = None  # tokens in vocab.txt when saved (None: older directories)
     features: NerFeatures | None = None
     options: ClassifierOptions | None = None
+    provenance: Provenance | None = None
 
     def __post_init__(self) -> None:
         if self.task == NER and self.features is None:
@@ -104,7 +200,7 @@ class ModelMeta:
 
     def to_json(self) -> str:
         values = {k: v for k, v in asdict(self).items()
-                  if v is not None or k not in ("features", "options")}
+                  if v is not None or k not in ("features", "options", "provenance")}
         return json.dumps(values, ensure_ascii=False, indent=1)
 
 
@@ -118,6 +214,10 @@ def _fits(value, tp) -> bool:
     if origin is list:
         (item,) = typing.get_args(tp)
         return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(tp)
+        return isinstance(value, dict) and all(_fits(k, key) and _fits(v, item)
+                                               for k, v in value.items())
     if tp is type(None):
         return value is None
     if tp is bool:
@@ -146,6 +246,13 @@ def _typed(cls, values, where: str):
     out = {}
     for name, value in values.items():
         tp = hints[name]
+        if typing.get_origin(tp) is list and is_dataclass(typing.get_args(tp)[0]):
+            (item,) = typing.get_args(tp)
+            if not isinstance(value, list):
+                raise ModelError(f"{where}: {name} must be a list, found {value!r}")
+            out[name] = [v if isinstance(v, item) else _typed(item, v, f"{where} {name}[{i}]")
+                         for i, v in enumerate(value)]
+            continue
         nested = [t for t in (tp, *typing.get_args(tp)) if is_dataclass(t)]
         if nested and value is not None:
             out[name] = (value if isinstance(value, nested[0])  # converted from 'extra'
@@ -247,6 +354,55 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"cannot read weights {path}: {exc}") from None
 
 
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors of a safetensors file and its metadata header."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ModelError(f"cannot read weights {path}: {exc}") from None
+
+
+def write_weights(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from cner.models.hub import SAFETENSORS_METADATA
+
+    save_file(tensors, str(path), metadata=dict(SAFETENSORS_METADATA))
+
+
+@dataclass
+class DirState:
+    """A model directory's weights under cner's names, with the file (and the name in it)
+    each tensor came from."""
+
+    state: dict[str, torch.Tensor]
+    origin: dict[str, tuple[Path, str]]
+
+    def where(self, name: str, default: Path) -> tuple[Path, str]:
+        return self.origin.get(name, (default, name))
+
+
+def read_dir_state(directory: Path) -> DirState:
+    """The weights of a model directory as cner's own state dict: ``model.safetensors`` in the
+    transformers layout plus ``cner_head.safetensors``, or (directories written before that
+    layout) ``model.safetensors`` alone under cner's names, converted here."""
+    from cner.models.hub import LAYOUT, LAYOUT_KEY, join_state
+
+    path = directory / WEIGHTS
+    main, metadata = read_weights(path)
+    if metadata.get(LAYOUT_KEY) != LAYOUT:  # an earlier cner: one file, cner's own names
+        return DirState(main, {k: (path, k) for k in main})
+    head_path = directory / HEAD_WEIGHTS
+    head = read_weights(head_path)[0] if head_path.is_file() else {}
+    state, names = join_state(main, head)
+    origin = {k: (path, names[k]) for k in names}
+    origin.update({k: (head_path, k) for k in head})
+    return DirState(state, origin)
+
+
 def load_state(model: nn.Module, path: Path, *, state: dict[str, torch.Tensor] | None = None
                ) -> None:
     """Load the weights at ``path`` (or ``state``, read from it) into ``model``; missing,
@@ -272,16 +428,17 @@ def _param_name(model: nn.Module, param: torch.Tensor) -> str | None:
     return None
 
 
-def _rows(model: nn.Module, state: dict[str, torch.Tensor], param: torch.Tensor) -> int:
+def _rows(model: nn.Module, state: Mapping[str, torch.Tensor], param: torch.Tensor) -> int:
     """Rows of ``param`` in the saved weights (the built model's when the file lacks it)."""
     name = _param_name(model, param)
     return int(state[name].shape[0]) if name in state else int(param.shape[0])
 
 
 def check_sizes(directory: Path, model: nn.Module, featurizer: Featurizer, meta: ModelMeta,
-                state: dict[str, torch.Tensor]) -> None:
+                state: Mapping[str, torch.Tensor], *, layer_file: str = WEIGHTS) -> None:
     """The vocabulary, the bigram list and the labels must fit the saved weights: a file cut
-    short or taken from another model would otherwise load and give silently worse output."""
+    short or taken from another model would otherwise load and give silently worse output.
+    ``layer_file``: the file holding the tag or class layer, for the messages."""
     n_vocab = len(featurizer.vocab)
     rows = _rows(model, state, model.encoder.get_input_embeddings().weight)
     # cner's own encoders have one row per token; a pretrained encoder may have more rows
@@ -304,12 +461,12 @@ def check_sizes(directory: Path, model: nn.Module, featurizer: Featurizer, meta:
     if meta.task == NER:
         if len(meta.labels) != outputs:
             raise ModelError(f"{directory / META} lists {len(meta.labels)} tags but the tag "
-                             f"layer in {WEIGHTS} has {outputs} outputs")
+                             f"layer in {layer_file} has {outputs} outputs")
     else:
         wanted = 1 if meta.head == "regression" else max(1, len(meta.labels))
         if wanted != outputs:
             raise ModelError(f"{directory / META} lists {len(meta.labels)} labels but the "
-                             f"classifier layer in {WEIGHTS} has {outputs} outputs")
+                             f"classifier layer in {layer_file} has {outputs} outputs")
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -379,7 +536,14 @@ def save_json(values: dict, path: Path) -> None:
 
 
 def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelMeta,
-                   directory: str | Path, *, run_config=None, metrics: dict | None = None) -> Path:
+                   directory: str | Path, *, run_config=None, metrics: dict | None = None,
+                   provenance: Provenance | None = None) -> Path:
+    """Write a model directory (see the module docstring). ``provenance`` (training files,
+    command: `training_provenance`) is recorded in ``cner_model.json`` and the model card;
+    without it, and without one in ``meta``, only the package versions and the time are."""
+    from cner.models.card import model_card
+    from cner.models.hub import encoder_config_values, save_tokenizer, split_state
+
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     featurizer = as_featurizer(vocab)
@@ -389,11 +553,18 @@ def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelM
                          f"embedding has {rows:,} rows")
     if meta.vocab_size is None:
         meta = replace(meta, vocab_size=len(featurizer.vocab))
+    provenance = provenance or meta.provenance or Provenance(versions=package_versions())
+    meta = replace(meta, provenance=replace(provenance, created=_now()))
+    config_values = encoder_config_values(model.encoder, meta)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        save_state(model, tmp / WEIGHTS)
-        model.encoder.config.to_json_file(str(tmp / ENCODER_CONFIG))
+        main, head = split_state(model, meta)
+        write_weights(main, tmp / WEIGHTS)
+        if head:
+            write_weights(head, tmp / HEAD_WEIGHTS)
+        save_json(config_values, tmp / ENCODER_CONFIG)
         featurizer.vocab.save(tmp / VOCAB)
+        save_tokenizer(featurizer.vocab, meta.max_length, tmp)
         if featurizer.bigrams:
             save_bigrams(featurizer.bigrams, tmp / BIGRAMS)
         with atomic_write(tmp / META) as handle:
@@ -402,12 +573,37 @@ def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelM
             run_config.save(tmp / RUN_CONFIG)
         if metrics is not None:
             save_json(metrics, tmp / METRICS)
+        with atomic_write(tmp / CARD) as handle:
+            handle.write(model_card(meta, config_values, metrics, run_config=run_config))
         ordinary_modes(tmp)
         replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def rewrite_model_dir(source: str | Path, directory: str | Path) -> Path:
+    """Write the model directory ``source`` again as ``directory`` in the current layout (a
+    directory written by an earlier cner becomes loadable by transformers); its run config and
+    metrics are kept."""
+    source = Path(source)
+    meta = read_meta(source)
+    load = load_tagger_dir if meta.task == NER else load_classifier_dir
+    model, featurizer, meta = load(source)
+    run_config = None
+    if (source / RUN_CONFIG).is_file():
+        from cner.config import load_config
+
+        run_config = load_config(source / RUN_CONFIG)
+    metrics = None
+    if (source / METRICS).is_file():
+        try:
+            metrics = json.loads((source / METRICS).read_text("utf-8"))
+        except (OSError, ValueError):
+            metrics = None
+    return save_model_dir(model, featurizer, meta, directory, run_config=run_config,
+                          metrics=metrics)
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -417,11 +613,12 @@ def encoder_from_dir(directory: Path) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
     from cner.models.bilstm import MODEL_TYPE, BiLSTMConfig, BiLSTMEncoder
+    from cner.models.hub import strip_cner_config
 
     try:
         values = json.loads((directory / ENCODER_CONFIG).read_text("utf-8"))
         if values.get("model_type") == MODEL_TYPE:
-            return BiLSTMEncoder(BiLSTMConfig.from_dict(values))
+            return BiLSTMEncoder(BiLSTMConfig.from_dict(strip_cner_config(values)))
         config = AutoConfig.from_pretrained(str(directory), trust_remote_code=False)
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise ModelError(f"cannot read {directory / ENCODER_CONFIG}: {exc}") from None
@@ -453,11 +650,37 @@ def load_featurizer(directory: Path, meta: ModelMeta) -> Featurizer:
     return featurizer_for(vocab, features, bigrams)
 
 
+def load_dir_state(directory: Path, model: nn.Module, featurizer: Featurizer, meta: ModelMeta
+                   ) -> None:
+    """Fill ``model`` with a directory's weights (either layout, `read_dir_state`) after
+    `check_sizes`; a tensor missing, unexpected or of another shape is a `ModelError` naming
+    the file it is (or should be) in."""
+    saved = read_dir_state(directory)
+    own = model.state_dict()
+    # cner drops the pooler the transformers layout writes for AutoModel (`drop_pooler`)
+    state = {k: v for k, v in saved.state.items()
+             if k in own or not k.startswith("encoder.pooler.")}
+    layer_file = saved.where("classifier.weight", directory / WEIGHTS)[0].name
+    check_sizes(directory, model, featurizer, meta, state, layer_file=layer_file)
+    for name, tensor in state.items():
+        if name in own and tuple(own[name].shape) != tuple(tensor.shape):
+            path, key = saved.where(name, directory / WEIGHTS)
+            raise ModelError(f"weights {path} do not fit the model: {key} is "
+                             f"{tuple(tensor.shape)} in the file, {tuple(own[name].shape)} in the "
+                             "model built from its configuration")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        head = directory / HEAD_WEIGHTS
+        lacking = (f" ({HEAD_WEIGHTS} is missing)" if missing and not head.is_file()
+                   and any(not k.startswith(("encoder.", "classifier.")) for k in missing) else "")
+        raise ModelError(f"weights in {directory} do not fit the model{lacking}: missing "
+                         f"{missing[:3]}, unexpected "
+                         f"{[saved.where(k, directory / WEIGHTS)[1] for k in unexpected[:3]]}")
+
+
 def _load(directory: Path, meta: ModelMeta, featurizer: Featurizer, model: nn.Module,
           device: str | torch.device) -> nn.Module:
-    state = read_state(directory / WEIGHTS)
-    check_sizes(directory, model, featurizer, meta, state)
-    load_state(model, directory / WEIGHTS, state=state)
+    load_dir_state(directory, model, featurizer, meta)
     return model.to(device).eval()
 
 
