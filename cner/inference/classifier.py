@@ -44,11 +44,13 @@ class Classifier:
     @classmethod
     def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64,
              precision: str = "auto") -> Classifier:
-        """Load a classification model directory, run like a `Tagger`
-        (`cner.runtime.engine.prepare_engine`: bf16 where the hardware has it)."""
+        """Load a classification model directory (or the Hugging Face hub id of one, as for
+        `Tagger.load`), run like a `Tagger` (`cner.runtime.engine.prepare_engine`: bf16 where
+        the hardware has it)."""
+        from cner.models.hub import resolve_model_dir
         from cner.models.modeldir import load_classifier_dir
 
-        model, featurizer, meta = load_classifier_dir(model_dir)
+        model, featurizer, meta = load_classifier_dir(resolve_model_dir(model_dir))
         engine = prepare_engine(model, device=device, precision=precision)
         return cls(engine, featurizer.vocab, meta, batch_size=batch_size)
 

@@ -34,7 +34,9 @@ class Tagger:
     @classmethod
     def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64,
              precision: str = "auto", compile: bool = False) -> Tagger:
-        """Load a model directory for annotation.
+        """Load a model directory for annotation; ``model_dir`` may also be the Hugging Face
+        hub id of a cner model (``owner/name``, when no such directory exists here), fetched
+        once into the hub cache (`cner.models.hub.resolve_model_dir`).
 
         ``precision``: ``auto`` (bf16 where the CPU or GPU supports it), ``bf16``, ``fp16``
         (GPU) or ``fp32``. ``compile``: compile the encoder with TorchInductor: seconds to a
@@ -42,12 +44,13 @@ class Tagger:
         (eager attention, weights cast once, packed linear weights) is decided in one place,
         `cner.runtime.engine.prepare_engine`, shared with evaluation and classification.
         """
+        from cner.models.hub import resolve_model_dir
         from cner.models.modeldir import load_tagger_dir
         from cner.runtime.engine import prepare_engine
 
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        model, featurizer, meta = load_tagger_dir(model_dir)
+        model, featurizer, meta = load_tagger_dir(resolve_model_dir(model_dir))
 
         def predictor_for(engine: Engine) -> Predictor:
             return Predictor(engine, featurizer, max_length=meta.max_length,
