@@ -17,7 +17,7 @@ from cner.errors import ConfigError, InputError
 from cner.inference.classifier import Classifier, decide, predict_encoded
 from cner.metrics import scores_for_kind
 from cner.models.modeldir import (CLASSIFICATION, ClassifierOptions, ModelMeta, build_classifier,
-                                  save_model_dir)
+                                  save_model_dir, training_provenance)
 from cner.runtime.devices import resolve_device, resolve_precision
 from cner.runtime.engine import prepare_engine
 from cner.training.loop import TrainResult, train_loop
@@ -76,6 +76,13 @@ def load_task_data(cfg: Config) -> TaskData:
                     raise InputError(f"label {lab!r} never occurs in the training data "
                                      f"(labels: {', '.join(labels)})", path=ex.source, line=ex.line)
     return TaskData(Path(cfg.data.train).stem, kind, labels, None, train, dev, test)
+
+
+def data_files(data: TaskData) -> list[tuple[str, str]]:
+    """``(split, path)`` of the files the rows of ``data`` were read from, in order."""
+    return list(dict.fromkeys((split, ex.source) for split, rows in
+                              (("train", data.train), ("dev", data.dev), ("test", data.test))
+                              for ex in rows))
 
 
 def _label_tuple(label) -> tuple:
@@ -143,6 +150,7 @@ def train_classifier(config: Config | None = None, *, output: str | Path | None 
     labels = label_tensor([ex.label for ex in data.train], data.kind, data.labels)
     dev_encoded = [encode_classification_example(ex, vocab, cfg) for ex in data.dev]
     resolve_precision(cfg.training.precision, resolve_device(cfg.training.device))  # fail early
+    provenance = training_provenance(data_files(data))  # for cner_model.json and the model card
 
     def epoch_batches(epoch: int) -> list[dict]:
         return classification_train_batches(encoded, labels, batch_size=cfg.training.batch_size,
@@ -156,7 +164,8 @@ def train_classifier(config: Config | None = None, *, output: str | Path | None 
                                [ex.label for ex in data.dev], decide(probs, data.kind, data.labels))
 
     def save_best(m, metrics: dict) -> None:
-        save_model_dir(m, vocab, meta, run_dir / "model", run_config=cfg, metrics=metrics)
+        save_model_dir(m, vocab, meta, run_dir / "model", run_config=cfg, metrics=metrics,
+                       provenance=provenance)
 
     result = train_loop(model, cfg=cfg.training, run_dir=run_dir, epoch_batches=epoch_batches,
                         evaluate=evaluate if data.dev else None, save_best=save_best,

@@ -21,7 +21,8 @@ from cner.inference.predictor import Predictor
 from cner.inference.tagger import Tagger
 from cner.metrics import entity_scores
 from cner.models.modeldir import (BIGRAMS, NER, ModelMeta, NerFeatures, build_tagger,
-                                  featurizer_for, read_bigrams, save_bigrams, save_model_dir)
+                                  featurizer_for, read_bigrams, save_bigrams, save_model_dir,
+                                  training_provenance)
 from cner.runtime.engine import prepare_engine
 from cner.schemes import Span, check_scheme, flatten_spans, label_set, spans_to_tags
 from cner.training.loop import TrainResult, train_loop
@@ -145,6 +146,9 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
     model = build_tagger(encoder, meta, featurizer, unk_dropout=cfg.model.unk_dropout,
                          unk_id=vocab.unk_id)
     windows = encode_corpus(train, featurizer, tags, cfg)
+    # the data files (hashed once) and the command line, for cner_model.json and the model card
+    provenance = training_provenance({"train": cfg.data.train, "dev": cfg.data.dev,
+                                      "test": cfg.data.test})
 
     def epoch_batches(epoch: int) -> list[dict]:
         return ner_train_batches(windows, batch_size=cfg.training.batch_size, seed=cfg.training.seed,
@@ -158,7 +162,8 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
         return score_examples(predictor, dev)
 
     def save_best(m, metrics: dict) -> None:
-        save_model_dir(m, featurizer, meta, run_dir / "model", run_config=cfg, metrics=metrics)
+        save_model_dir(m, featurizer, meta, run_dir / "model", run_config=cfg, metrics=metrics,
+                       provenance=provenance)
 
     result = train_loop(model, cfg=cfg.training, run_dir=run_dir, epoch_batches=epoch_batches,
                         evaluate=evaluate if dev else None, save_best=save_best,
