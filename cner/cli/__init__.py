@@ -349,6 +349,8 @@ def _register_classification() -> None:
 
 
 _register_classification()
+from cner.cli.hub import push_command  # noqa: E402  (click only)
+main.add_command(push_command)
 from cner.cli.info import info_command  # noqa: E402  (click only: torch loads when it runs)
 main.add_command(info_command)
 
