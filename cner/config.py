@@ -351,6 +351,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "classify.kind": ("single", "pair", "multilabel", "regression"),
     "classify.truncation": ("head", "tail", "head+tail", "chunks"),
     "classify.pooling": ("mean", "max"),
+    "data.token_suffix": ("auto", "position", "none"),  # cner.data.conll.TOKEN_SUFFIXES
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # [CLS], one character, [SEP]; a sentence pair needs [CLS] a [SEP] b [SEP] with one of each.

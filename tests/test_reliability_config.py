@@ -190,6 +190,9 @@ VALUES = [bad_value(name, setting, message) for name, setting, message in [
     ("unknown head", "model.head=foo", r"'model\.head' expects one of crf, softmax, found 'foo'$"),
     ("misspelt head", "model.head=crff",
      r"'model\.head' expects one of crf, softmax, found 'crff'; did you mean 'crf'\?$"),
+    ("misspelt token suffix", "data.token_suffix=posit",
+     r"'data\.token_suffix' expects one of auto, position, none, found 'posit'; "
+     r"did you mean 'position'\?$"),
     ("zero hidden size", "model.hidden_size=0",
      r"'model\.hidden_size' expects an int >= 1, found 0$"),
     ("zero heads", "model.num_heads=0", r"'model\.num_heads' expects an int >= 1, found 0$"),
