@@ -321,3 +321,14 @@ def test_cli_import_loads_no_torch():
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_train_file_alone_is_evaluated_on_a_hold_out_of_itself(tmp_path):
+    """With --train and no --config, the built-in defaults' sample dev/test files are not used:
+    a seeded 10% of the user's file is the dev set, and there is no test set."""
+    (tmp_path / "mine.conll").write_text(SMALL * 4, "utf-8")
+    code, output = run_cner(["train", "--train", "mine.conll", *TINY], tmp_path)
+    assert code == 0, output
+    saved = (tmp_path / "run" / "cner_config.yaml").read_text("utf-8")
+    assert "sample" not in saved, saved
+    assert "dev_fraction: 0.1" in saved and "dev: null" in saved and "test: null" in saved

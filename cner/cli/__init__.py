@@ -203,8 +203,12 @@ def corpora_convert(file: str, to: str, scheme: str, output: str | None, fmt: st
 @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
               help="YAML config (default: configs/tiny-cpu.yaml's settings built in).")
 @click.option("--train", "train_file", type=click.Path(dir_okay=False), help="Training corpus.")
-@click.option("--dev", "dev_file", type=click.Path(dir_okay=False), help="Dev corpus.")
-@click.option("--test", "test_file", type=click.Path(dir_okay=False), help="Test corpus.")
+@click.option("--dev", "dev_file", type=click.Path(dir_okay=False),
+              help="Dev corpus.  [default: the config's; with --train and no --config, a seeded "
+                   "10% of the training file]")
+@click.option("--test", "test_file", type=click.Path(dir_okay=False),
+              help="Test corpus, scored at the end.  [default: the config's; none with --train "
+                   "and no --config]")
 @click.option("--output", "-o", type=click.Path(file_okay=False),
               help="Run directory (default: runs/<config-name>-<timestamp>/).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -238,6 +242,12 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
                                               ("test", test_file),
                                               ("lenient", "true" if lenient else None),
                                               ("token_suffix", token_suffix)) if v]
+        if train_file and config_path is None:
+            # The built-in defaults name the sample corpus's dev and test files: a user's own
+            # training file is evaluated on a seeded 10% of itself instead, not on the sample.
+            extra += [f"data.{k}=null" for k, v in (("dev", dev_file), ("test", test_file))
+                      if not v]
+            extra += [] if dev_file else ["data.dev_fraction=0.1"]
         config = load_config(config_path, [*extra, *overrides])
         output = output or default_run_dir(config)
     elif (config_path or overrides or train_file or dev_file or test_file or lenient
