@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from catalogue import SAMPLE, run_cner
+from reliability_catalogue import SAMPLE, run_cner
 from cner.data.formats import read_corpus
 from cner.errors import InputError
 from cner.inference.tagger import Tagger

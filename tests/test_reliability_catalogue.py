@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalogue import Case, check_case
+from reliability_catalogue import Case, check_case
 
 
 def test_a_case_that_changes_a_kept_file_fails(tmp_path):

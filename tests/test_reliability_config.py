@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from catalogue import ROOT, SAMPLE, Case, check_case, run_cner
+from reliability_catalogue import ROOT, SAMPLE, Case, check_case, run_cner
 
 # A few sentences of the sample corpus: enough to train one step on.
 SMALL = "\n\n".join((SAMPLE / "dev.conll").read_text("utf-8").split("\n\n")[:6]) + "\n\n"

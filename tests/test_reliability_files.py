@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from catalogue import MODEL, SAMPLE, Case, check_case, run_cner
+from reliability_catalogue import MODEL, SAMPLE, Case, check_case, run_cner
 
 DEV = (SAMPLE / "dev.conll").read_text("utf-8")
 ONE = "张\tB-PER\n伟\tI-PER\n在\tO\n北\tB-LOC\n京\tI-LOC\n\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from catalogue import MODEL, Case, check_case, run_cner
+from reliability_catalogue import MODEL, Case, check_case, run_cner
 from cner.data.classification import read_classification_file
 from cner.data.delimited import MAX_QUOTED_LINES
 from cner.errors import InputError, ModelError

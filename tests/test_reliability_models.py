@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from catalogue import MODEL, Case, check_case
+from reliability_catalogue import MODEL, Case, check_case
 from cner.config import ModelConfig
 from cner.encoding.features import Featurizer
 from cner.encoding.vocab import CharVocab

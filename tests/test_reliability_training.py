@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from catalogue import SAMPLE, Case, check_case
+from reliability_catalogue import SAMPLE, Case, check_case
 
 TRAIN = ["train", "--train", str(SAMPLE / "train.conll"), "--dev", str(SAMPLE / "dev.conll"),
          "--set", "data.test=null", "-o", "run", "-q"]

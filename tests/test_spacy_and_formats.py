@@ -9,7 +9,6 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
-import importlib
 import io
 import json
 import lzma
@@ -36,32 +35,12 @@ from cner.runtime.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpora" / "sample"
-TESTS = str(Path(__file__).resolve().parent)
 
 
-def _import_spacy():
-    """spaCy needs the ``catalogue`` package, which this folder's ``catalogue.py`` (the
-    reliability catalogue) shadows on pytest's ``sys.path``: import spaCy without this folder
-    on the path, then leave ``catalogue`` as the test modules expect it."""
-    if "spacy" in sys.modules:
-        return sys.modules["spacy"]
-    if importlib.util.find_spec("spacy") is None:
-        return None
-    ours = sys.modules.pop("catalogue", None)
-    path = sys.path[:]
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != TESTS]
-    try:
-        import spacy
-    finally:
-        sys.path[:] = path
-        if ours is not None:
-            sys.modules["catalogue"] = ours
-        else:  # let `from catalogue import Case` find this folder's module later
-            sys.modules.pop("catalogue", None)
-    return spacy
-
-
-spacy = _import_spacy()
+try:
+    import spacy
+except ImportError:
+    spacy = None
 needs_spacy = pytest.mark.skipif(spacy is None,
                                  reason='needs spaCy: pip install "cner[spacy]" (in the dev extra)')
 try:

@@ -163,8 +163,8 @@ def corpora_stats(files: tuple[str, ...], fmt: str, scheme: str, as_json: bool,
 
 @corpora.command("convert")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--to", "to", type=click.Choice(["conll", "cluener", "jsonl"]), required=True,
-              help="Output format.")
+@click.option("--to", "to", type=click.Choice(["conll", "cluener", "jsonl", "spacy"]),
+              required=True, help="Output format (spacy: a spaCy DocBin, needs -o).")
 @click.option("--scheme", type=click.Choice(["bio", "iob1", "bioes", "bmes", "bilou"]),
               default="bio", show_default=True, help="Tag scheme of a column-file output.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
@@ -194,6 +194,9 @@ def corpora_convert(file: str, to: str, scheme: str, output: str | None, fmt: st
     if output and output != "-":
         click.echo(f"wrote {report.examples:,} examples, {report.entities:,} entities to {output}",
                    err=True)
+    if report.unaligned:
+        click.echo(f"warning: left out {report.unaligned} entities that do not align to spaCy's "
+                   "tokens (they start or end on whitespace)", err=True)
     if report.dropped_nested:
         click.echo(f"warning: dropped {report.dropped_nested} nested entities that a column file "
                    "cannot hold (the outer entity was kept)", err=True)
@@ -305,7 +308,8 @@ def evaluate_command(model_dir, data, fmt, json_out, batch_size, lenient, token_
               help="Model directory written by cner train (RUN_DIR/model).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Output file, written atomically; standard output if absent.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "json", "jsonl", "parquet"]),
+              default=None,
               help="Output format.  [default: from the --output suffix, else csv]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Windows per model call.")
@@ -328,7 +332,8 @@ def evaluate_command(model_dir, data, fmt, json_out, batch_size, lenient, token_
 def annotate_command(inputs, model_dir, output, fmt, batch_size, text_column, id_column, errors,
                      resume, device, precision, compile_model):
     """Find the entities in each document of INPUT... (.txt: one document per line; .jsonl;
-    .csv/.tsv; - for standard input) and write CSV, JSON or JSONL.
+    .csv/.tsv; .parquet; .gz/.bz2/.xz of the text formats; - for standard input) and write
+    CSV, TSV, JSON, JSONL or Parquet (from the --output suffix or --format).
 
     With several inputs every doc_id is prefixed with 'INPUT:'.
 

@@ -190,7 +190,7 @@ def _predict_command(group: str, example_task: str) -> click.Command:
     @_column_options
     @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
                   help="Output file, written atomically.")
-    @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]),
+    @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "json", "jsonl", "parquet"]),
                   help="Default: from the output suffix, else csv.")
     def predict(model_dir, task, split, data_file, text_column, text_pair_column, label_column,
                 output, fmt):
