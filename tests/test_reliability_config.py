@@ -98,10 +98,11 @@ WITHOUT_SAMPLE = [
          ["train", "-o", "run", "-q"], 2,
          r"^error: config key 'data\.train' defaults to the sample corpus of a cner source "
          r"checkout, and .*train\.conll is not there; pass --train FILE", absent=("run",)),
-    Case("--train without the sample corpus: dev defaults to it", {"t.conll": SMALL},
-         ["train", "--train", "t.conll", "-o", "run", "-q"], 2,
-         r"^error: config key 'data\.dev' defaults to the sample corpus.*--dev FILE or "
-         r"--set data\.dev=null", absent=("run",)),
+    Case("--train without the sample corpus: dev is held out of it, no test set",
+         {"t.conll": SMALL * 4}, ["train", "--train", "t.conll", *TINY], 0, TRAINED),
+    Case("--train --test without the sample corpus: only the default dev goes",
+         {"t.conll": SMALL * 4}, ["train", "--train", "t.conll", "--test", "t.conll", *TINY],
+         0, TRAINED),
 ]
 
 
@@ -110,7 +111,9 @@ def test_defaults_without_the_sample_say_what_to_pass(case, tmp_path, monkeypatc
     import cner.config
 
     monkeypatch.setattr(cner.config, "SOURCE_ROOT", tmp_path / "site-packages")
-    one_line(check_case(case, tmp_path))
+    output = check_case(case, tmp_path)
+    if case.exit_code:
+        one_line(output)
 
 
 def test_saved_config_holds_absolute_paths_and_is_read_as_saved(tmp_path, monkeypatch):

@@ -258,7 +258,8 @@ def test_a_model_directory_gets_ordinary_modes(tmp_path, umask, dir_mode, file_m
     assert again == model_dir
     assert stat.S_IMODE(model_dir.stat().st_mode) == dir_mode
     names = sorted(p.name for p in model_dir.iterdir())
-    assert names == sorted(["model.safetensors", "config.json", VOCAB, BIGRAMS, META])
+    assert names == sorted(["model.safetensors", "cner_head.safetensors", "config.json", VOCAB,
+                            BIGRAMS, META, "README.md", "tokenizer.json", "tokenizer_config.json"])
     for path in model_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == file_mode, path.name
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary or old copy left
