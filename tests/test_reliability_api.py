@@ -60,3 +60,14 @@ def test_evaluate_scores_the_entities_annotate_writes(tiny_model, tmp_path):
                              "--json", "scores.json"], tmp_path)
     assert code == 0, output
     assert json.loads((tmp_path / "scores.json").read_text()) == json.loads(json.dumps(expected))
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"], ids=["empty", "blank-lines"])
+def test_evaluate_on_an_empty_corpus_is_one_clear_error(tiny_model, tmp_path, content):
+    from reliability_catalogue import Case, check_case
+
+    case = Case("evaluate on an empty corpus", {"empty.conll": content},
+                ["evaluate", "-m", "{model}", "-d", "empty.conll", "--json", "s.json"], 2,
+                r"^error: empty\.conll.*(no sentences|empty)", absent=("s.json",))
+    output = check_case(case, tmp_path, tiny_model)
+    assert len(output.strip().splitlines()) == 1, output
