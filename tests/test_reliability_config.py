@@ -108,9 +108,9 @@ WITHOUT_SAMPLE = [
 
 @pytest.mark.parametrize("case", WITHOUT_SAMPLE, ids=str)
 def test_defaults_without_the_sample_say_what_to_pass(case, tmp_path, monkeypatch):
-    import cner.config
+    import cner.config.paths
 
-    monkeypatch.setattr(cner.config, "SOURCE_ROOT", tmp_path / "site-packages")
+    monkeypatch.setattr(cner.config.paths, "SOURCE_ROOT", tmp_path / "site-packages")
     output = check_case(case, tmp_path)
     if case.exit_code:
         one_line(output)
