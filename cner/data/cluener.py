@@ -12,55 +12,50 @@ from pathlib import Path
 from typing import IO
 
 from cner.data.example import Example
+from cner.data.spanjsonl import example_from, iter_text_objects
 from cner.errors import InputError
-from cner.fileio import iter_lines, parse_json_line
 from cner.schemes import Span
 
 
-def _text_field(obj: dict, *, path: str | Path, number: int) -> str:
-    text = obj.get("text")
-    if not isinstance(text, str):
-        raise InputError("missing or non-string 'text' field", path=path, line=number)
-    return text
+def _mention_span(pair: object, mention: str, label: str, text: str, path: str | Path,
+                  number: int) -> Span:
+    """The span of one ``[start, end]`` pair (end inclusive), checked against its mention."""
+    if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair)):
+        raise InputError(f"span for {mention!r} must be [start, end], found {pair!r}",
+                         path=path, line=number)
+    start, end = pair[0], pair[1] + 1  # inclusive -> exclusive
+    if not 0 <= start < end <= len(text):
+        raise InputError(f"span [{pair[0]}, {pair[1]}] of {mention!r} is outside "
+                         f"the text ({len(text)} characters)", path=path, line=number)
+    if text[start:end] != mention:
+        raise InputError(f"span [{pair[0]}, {pair[1]}] reads {text[start:end]!r}, "
+                         f"not the mention {mention!r}", path=path, line=number,
+                         hint="CLUENER ends are inclusive")
+    return Span(start, end, label)
+
+
+def _label_spans(labels: object, text: str, path: str | Path, number: int) -> Iterator[Span]:
+    """The spans of a ``label`` field: ``{TYPE: {MENTION: [[start, end], ...]}}``."""
+    if not isinstance(labels, dict):
+        raise InputError("'label' must map types to {mention: [[start, end], ...]}",
+                         path=path, line=number)
+    for label, mentions in labels.items():
+        if not isinstance(mentions or {}, dict):
+            raise InputError(f"label {label!r} must map mentions to [[start, end], ...], "
+                             f"found {type(mentions).__name__}", path=path, line=number)
+        for mention, pairs in (mentions or {}).items():
+            if not isinstance(pairs, list):
+                raise InputError(f"spans of {mention!r} must be a list of [start, end], "
+                                 f"found {pairs!r}", path=path, line=number)
+            for pair in pairs:
+                yield _mention_span(pair, mention, label, text, path, number)
 
 
 def read_cluener(path: str | Path) -> Iterator[Example]:
     """Yield one example per non-empty line."""
-    for number, line in iter_lines(path):
-        if not line.strip():
-            continue
-        obj = parse_json_line(line, path=path, number=number)
-        text = _text_field(obj, path=path, number=number)
-        labels = obj.get("label") or {}
-        if not isinstance(labels, dict):
-            raise InputError("'label' must map types to {mention: [[start, end], ...]}",
-                             path=path, line=number)
-        spans = []
-        for label, mentions in labels.items():
-            if not isinstance(mentions or {}, dict):
-                raise InputError(f"label {label!r} must map mentions to [[start, end], ...], "
-                                 f"found {type(mentions).__name__}", path=path, line=number)
-            for mention, pairs in (mentions or {}).items():
-                if not isinstance(pairs, list):
-                    raise InputError(f"spans of {mention!r} must be a list of [start, end], "
-                                     f"found {pairs!r}", path=path, line=number)
-                for pair in pairs:
-                    if not (isinstance(pair, list) and len(pair) == 2
-                            and all(isinstance(v, int) for v in pair)):
-                        raise InputError(f"span for {mention!r} must be [start, end], found {pair!r}",
-                                         path=path, line=number)
-                    start, end = pair[0], pair[1] + 1  # inclusive -> exclusive
-                    if not 0 <= start < end <= len(text):
-                        raise InputError(f"span [{pair[0]}, {pair[1]}] of {mention!r} is outside "
-                                         f"the text ({len(text)} characters)", path=path, line=number)
-                    if text[start:end] != mention:
-                        raise InputError(f"span [{pair[0]}, {pair[1]}] reads {text[start:end]!r}, "
-                                         f"not the mention {mention!r}", path=path, line=number,
-                                         hint="CLUENER ends are inclusive")
-                    spans.append(Span(start, end, label))
-        ex_id = obj.get("id")
-        yield Example(text, tuple(sorted(spans)), None if ex_id is None else str(ex_id),
-                      str(path), number)
+    for number, obj, text in iter_text_objects(path):
+        spans = list(_label_spans(obj.get("label") or {}, text, path, number))
+        yield example_from(obj, text, spans, path, number)
 
 
 def write_cluener(examples: Iterable[Example], handle: IO[str]) -> None:

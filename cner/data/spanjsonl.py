@@ -43,7 +43,9 @@ def _entity_fields(ent: object, path: str | Path, number: int) -> tuple[int, int
     return start, end, label
 
 
-def read_span_jsonl(path: str | Path) -> Iterator[Example]:
+def iter_text_objects(path: str | Path) -> Iterator[tuple[int, dict, str]]:
+    """Yield ``(line, object, text)`` for each non-blank line of a JSON Lines file of objects
+    with a ``text`` string (an `InputError` naming the line otherwise). CLUENER files too."""
     for number, line in iter_lines(path):
         if not line.strip():
             continue
@@ -51,24 +53,38 @@ def read_span_jsonl(path: str | Path) -> Iterator[Example]:
         text = obj.get("text")
         if not isinstance(text, str):
             raise InputError("missing or non-string 'text' field", path=path, line=number)
-        spans = []
+        yield number, obj, text
+
+
+def example_from(obj: dict, text: str, spans: Iterable[Span], path: str | Path, number: int
+                 ) -> Example:
+    """The example of one JSON object: its spans sorted, its optional ``id`` as a string."""
+    ex_id = obj.get("id")
+    return Example(text, tuple(sorted(spans)), None if ex_id is None else str(ex_id),
+                   str(path), number)
+
+
+def _entity_span(ent: object, text: str, path: str | Path, number: int) -> Span:
+    """The span of one entity object, checked against the text (and its ``text``, if any)."""
+    start, end, label = _entity_fields(ent, path, number)
+    if not 0 <= start < end <= len(text):
+        raise InputError(f"entity {start}:{end} is outside the text ({len(text)} "
+                         "characters) or empty", path=path, line=number)
+    if "text" in ent and text[start:end] != ent["text"]:
+        raise InputError(f"entity {start}:{end} reads {text[start:end]!r}, not "
+                         f"{ent['text']!r}", path=path, line=number,
+                         hint="offsets are end-exclusive Python string indices")
+    return Span(start, end, label)
+
+
+def read_span_jsonl(path: str | Path) -> Iterator[Example]:
+    for number, obj, text in iter_text_objects(path):
         entities = obj.get("entities") or []
         if not isinstance(entities, list):
             raise InputError(f"'entities' must be a list, found {type(entities).__name__}",
                              path=path, line=number)
-        for ent in entities:
-            start, end, label = _entity_fields(ent, path, number)
-            if not 0 <= start < end <= len(text):
-                raise InputError(f"entity {start}:{end} is outside the text ({len(text)} "
-                                 "characters) or empty", path=path, line=number)
-            if "text" in ent and text[start:end] != ent["text"]:
-                raise InputError(f"entity {start}:{end} reads {text[start:end]!r}, not "
-                                 f"{ent['text']!r}", path=path, line=number,
-                                 hint="offsets are end-exclusive Python string indices")
-            spans.append(Span(start, end, label))
-        ex_id = obj.get("id")
-        yield Example(text, tuple(sorted(spans)), None if ex_id is None else str(ex_id),
-                      str(path), number)
+        spans = [_entity_span(ent, text, path, number) for ent in entities]
+        yield example_from(obj, text, spans, path, number)
 
 
 def write_span_jsonl(examples: Iterable[Example], handle: IO[str]) -> None:
