@@ -162,11 +162,16 @@ def _read_mrpc(path: Path, split: str) -> list[ClassificationExample]:
 
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
 
+
+def _split_files(folder: str, suffix: str) -> dict[str, str]:
+    """The usual layout, one file a split: ``folder/train.suffix``, ``dev`` and ``test``."""
+    return {split: f"{folder}/{split}.{suffix}" for split in SPLITS}
+
+
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec(
         name="chnsenticorp", kind="single",
-        files={"train": "chnsenticorp/train.tsv", "dev": "chnsenticorp/dev.tsv",
-               "test": "chnsenticorp/test.tsv"},
+        files=_split_files("chnsenticorp", "tsv"),
         read=_read_chnsenticorp, labels=("0", "1"), metrics=CLASSIFICATION_METRICS,
         description="Chinese review sentiment (hotels, laptops, books), 1 positive / 0 "
                     "negative; 9,600 / 1,200 / 1,200; the test split is unlabelled (label None)",
@@ -183,15 +188,14 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
         source="ChnSentiCorp_htl_all (SophonPlus/ChineseNlpCorpus; Tan & Zhang 2008)"),
     TaskSpec(
         name="afqmc", kind="pair",
-        files={"train": "afqmc/train.txt", "dev": "afqmc/dev.txt", "test": "afqmc/test.txt"},
+        files=_split_files("afqmc", "txt"),
         read=_read_afqmc, labels=("0", "1"), metrics=CLASSIFICATION_METRICS,
         description="Ant Financial question matching: 1 if the two questions mean the same; "
                     "34,334 / 4,316 / 3,861; test unlabelled (CLUE hides the labels)",
         source="CLUE AFQMC (Xu et al. 2020), TSV conversion from zejunwang1/bertorch"),
     TaskSpec(
         name="sst2", kind="single",
-        files={"train": "glue_sst2/train.tsv", "dev": "glue_sst2/dev.tsv",
-               "test": "glue_sst2/test.tsv"},
+        files=_split_files("glue_sst2", "tsv"),
         read=_read_sst2, labels=("0", "1"), metrics=CLASSIFICATION_METRICS,
         description="English movie-review sentiment (lower-cased, PTB-tokenised), 1 positive; "
                     "67,349 / 872 / 1,821; trailing space of train/dev sentences stripped; "
@@ -199,8 +203,7 @@ TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
         source="GLUE SST-2 (Socher et al. 2013; Wang et al. 2019)"),
     TaskSpec(
         name="mrpc", kind="pair",
-        files={"train": "glue_mrpc/train.tsv", "dev": "glue_mrpc/dev.tsv",
-               "test": "glue_mrpc/test.tsv"},
+        files=_split_files("glue_mrpc", "tsv"),
         read=_read_mrpc, labels=("0", "1"), metrics=(*CLASSIFICATION_METRICS, "f1"),
         positive="1",
         description="English paraphrase detection, 1 paraphrase; 3,668 / 408 / 1,725; test "
