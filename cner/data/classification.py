@@ -5,7 +5,7 @@
 an undecodable byte, a missing column, an empty text or a short row is reported as an
 `InputError` naming the file and the 1-based line.
 
-Conventions (the per-task readers in `cner.tasks.registry` rely on them):
+Conventions (the per-task readers in `cner.data.task_registry` rely on them):
 
 * Quoting. ``quoting=True`` reads with the csv module (RFC 4180: ``"`` opens a quoted
   field, ``""`` inside is a literal quote, a quoted field may span lines, up to 1,000 of
@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cner.data.delimited import quoted_records
 from cner.errors import InputError
@@ -255,7 +256,19 @@ def iter_classification_file(
         delimiter: str | None = None, header: bool = True, quoting: bool = True,
         rstrip_text: bool = False, empty_text: str = "error", label_kind: str = "single",
         label_separator: str = ",") -> Iterator[ClassificationExample]:
-    """Streaming form of `read_classification_file` (same arguments)."""
+    """Read a classification file into examples, streaming (`read_classification_file`
+    gives them as a list).
+
+    Columns are header names (``header=True``), 0-based indices (either way), or keys for
+    JSON Lines. ``delimiter=None`` picks it from the suffix: ``.tsv``/``.txt`` tab, ``.csv``
+    comma, ``.jsonl``/``.json`` JSON Lines. ``id_column`` may name several columns, joined
+    with ``-``. ``empty_text="skip"`` drops rows whose text is empty or blank instead of
+    raising. See the module docstring for quoting, BOM and whitespace handling.
+
+    Raises `InputError` (with file and line) for a missing column (listing the columns
+    that exist), an empty text, a row with the wrong number of fields, a pair-task row
+    with a single column, a missing or malformed label, and malformed quoting or JSON.
+    """
     if label_kind not in LABEL_KINDS:
         raise ValueError(f"label_kind must be one of {LABEL_KINDS}, got {label_kind!r}")
     if empty_text not in ("error", "skip"):
@@ -300,26 +313,8 @@ def iter_classification_file(
         raise InputError("empty file: expected a header line", path=path, line=1)
 
 
-def read_classification_file(
-        path: str | Path, *, text_column: Column, text_pair_column: Column | None = None,
-        label_column: Column | None = None, id_column: Column | Sequence[Column] | None = None,
-        delimiter: str | None = None, header: bool = True, quoting: bool = True,
-        rstrip_text: bool = False, empty_text: str = "error", label_kind: str = "single",
-        label_separator: str = ",") -> list[ClassificationExample]:
-    """Read a classification file into examples.
-
-    Columns are header names (``header=True``), 0-based indices (either way), or keys for
-    JSON Lines. ``delimiter=None`` picks it from the suffix: ``.tsv``/``.txt`` tab, ``.csv``
-    comma, ``.jsonl``/``.json`` JSON Lines. ``id_column`` may name several columns, joined
-    with ``-``. ``empty_text="skip"`` drops rows whose text is empty or blank instead of
-    raising. See the module docstring for quoting, BOM and whitespace handling.
-
-    Raises `InputError` (with file and line) for a missing column (listing the columns
-    that exist), an empty text, a row with the wrong number of fields, a pair-task row
-    with a single column, a missing or malformed label, and malformed quoting or JSON.
-    """
-    return list(iter_classification_file(
-        path, text_column=text_column, text_pair_column=text_pair_column,
-        label_column=label_column, id_column=id_column, delimiter=delimiter, header=header,
-        quoting=quoting, rstrip_text=rstrip_text, empty_text=empty_text, label_kind=label_kind,
-        label_separator=label_separator))
+def read_classification_file(path: str | Path, **options: Any) -> list[ClassificationExample]:
+    """Read a classification file into a list of examples: `iter_classification_file`, whose
+    keyword arguments (columns, delimiter, header, quoting, text and label handling) and
+    errors these are."""
+    return list(iter_classification_file(path, **options))
