@@ -38,6 +38,17 @@ def normalize_char(char: str, *, lowercase: bool = False, halfwidth: bool = Fals
     return char
 
 
+def read_utf8(path: Path, name: str) -> str:
+    """The text of a token-list file (``vocab.txt``, ``bigrams.txt``); a file that is not
+    UTF-8 or cannot be read is a `ModelError` that calls it ``name``."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{name} is not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
 @dataclass(frozen=True)
 class CharVocab:
     """A WordPiece-style ``vocab.txt`` used one character at a time."""
@@ -63,12 +74,7 @@ class CharVocab:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"vocabulary file {path} not found")
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ModelError(f"vocabulary file {path} is not UTF-8 (byte {exc.start})") from None
-        except OSError as exc:
-            raise ModelError(f"cannot read vocabulary file {path}: {exc.strerror or exc}") from None
+        text = read_utf8(path, f"vocabulary file {path}")
         if text.startswith("\ufeff"):
             text = text[1:]
         tokens = text.split("\n")
