@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as transformers_logging
 
     from cner.models.encoders import scratch_encoder
-    from cner.models.modeldir import ModelMeta, save_model_dir
+    from cner.models.metadata import ModelMeta
+    from cner.models.modeldir import save_model_dir
     from cner.models.tagger import TokenTagger
     from cner.schemes import label_set
     from cner.training.loop import seed_everything

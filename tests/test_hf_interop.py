@@ -31,11 +31,11 @@ from cner.inference.classifier import Classifier
 from cner.inference.tagger import Tagger
 from cner.models.bilstm import BiLSTMConfig, BiLSTMEncoder
 from cner.models.encoders import pretrained_encoder, scratch_encoder
+from cner.models.metadata import ClassifierOptions, ModelMeta, NerFeatures, training_provenance
 from cner.models.modeldir import (CARD, ENCODER_CONFIG, HEAD_WEIGHTS, META, TOKENIZER, WEIGHTS,
-                                  ClassifierOptions, ModelMeta, NerFeatures, build_classifier,
-                                  build_tagger, load_classifier_dir, load_tagger_dir, read_meta,
-                                  rewrite_model_dir, save_model_dir, save_state,
-                                  training_provenance)
+                                  build_classifier, build_tagger, load_classifier_dir,
+                                  load_tagger_dir, read_meta, rewrite_model_dir, save_model_dir)
+from cner.models.weights import save_state
 from cner.schemes import label_set
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,9 +28,10 @@ from cner.errors import ModelError
 from cner.inference.tagger import Tagger
 from cner.models.bilstm import BiLSTMConfig, BiLSTMEncoder
 from cner.models.encoders import scratch_encoder
-from cner.models.modeldir import (BIGRAMS, ENCODER_CONFIG, META, VOCAB, ClassifierOptions,
-                                  ModelMeta, NerFeatures, build_classifier, build_tagger,
-                                  load_classifier_dir, load_tagger_dir, read_meta, save_model_dir)
+from cner.models.metadata import ClassifierOptions, ModelMeta, NerFeatures
+from cner.models.modeldir import (BIGRAMS, ENCODER_CONFIG, META, VOCAB, build_classifier,
+                                  build_tagger, load_classifier_dir, load_tagger_dir, read_meta,
+                                  save_model_dir)
 from cner.schemes import label_set
 
 NEWS = "张伟在北京大学工作。\n李娜去了上海。\n王芳在广州市人民医院上班。\n"

@@ -2,16 +2,16 @@
 
 It says what the model does (task, labels and scheme), what it is (encoder, head, features,
 normalisation), where it comes from (the training files with their SHA-256, the exact command,
-the package versions: `cner.models.modeldir.Provenance`), how well it did (the dev metrics per
+the package versions: `cner.models.metadata.Provenance`), how well it did (the dev metrics per
 type or label saved with it) and how to load it with cner and, where that works, with
-transformers. Everything is read from the directory's own files, so `render_card` can write
-it again for another name (`cner push` does, with the hub id).
+transformers. Everything is read from the directory's own files, so
+`cner.models.modeldir.render_card` can write it again for another name (`cner push` does,
+with the hub id).
 """
 from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 
 PLACEHOLDER = "path/to/model"
 
@@ -230,20 +230,3 @@ def model_card(meta, config: dict, metrics: dict | None, *, run_config=None,
               + (", `metrics.json`" if metrics is not None else "") + "."]
     return "\n".join(lines) + "\n"
 
-
-def render_card(directory: str | Path, *, model_ref: str = PLACEHOLDER) -> str:
-    """The model card of an existing model directory, from its files."""
-    from cner.models.modeldir import ENCODER_CONFIG, METRICS, RUN_CONFIG, read_meta
-
-    directory = Path(directory)
-    meta = read_meta(directory)
-    config = json.loads((directory / ENCODER_CONFIG).read_text("utf-8"))
-    metrics = None
-    if (directory / METRICS).is_file():
-        metrics = json.loads((directory / METRICS).read_text("utf-8"))
-    run_config = None
-    if (directory / RUN_CONFIG).is_file():
-        from cner.config import load_config
-
-        run_config = load_config(directory / RUN_CONFIG)
-    return model_card(meta, config, metrics, run_config=run_config, model_ref=model_ref)

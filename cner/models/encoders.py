@@ -73,7 +73,8 @@ def pretrained_encoder(name: str) -> nn.Module:
 
     from transformers import AutoModel
 
-    from cner.models.modeldir import META, drop_pooler
+    from cner.models.hfconfig import drop_pooler
+    from cner.models.modeldir import META
 
     if (Path(name) / META).is_file():
         return cner_encoder(name)
@@ -93,20 +94,23 @@ def pretrained_encoder(name: str) -> nn.Module:
 
 def cner_encoder(directory: str | Path) -> nn.Module:
     """The trained encoder of a cner model directory (either weight layout: see
-    `cner.models.modeldir.read_dir_state`), to train a new model from."""
-    from cner.models.modeldir import WEIGHTS, encoder_from_dir, read_dir_state
+    `cner.models.weights.read_dir_state`), to train a new model from."""
+    from cner.models.hfconfig import empty_encoder
+    from cner.models.modeldir import ENCODER_CONFIG, HEAD_WEIGHTS, WEIGHTS
+    from cner.models.weights import ENCODER_PREFIX, POOLER_PREFIX, misfit, read_dir_state
 
     directory = Path(directory)
-    encoder = encoder_from_dir(directory)
+    encoder = empty_encoder(directory / ENCODER_CONFIG)
     own = encoder.state_dict()
-    saved = read_dir_state(directory)
-    state = {k[len("encoder."):]: v for k, v in saved.state.items() if k.startswith("encoder.")
-             and (k[len("encoder."):] in own or not k.startswith("encoder.pooler."))}
-    for key, tensor in state.items():
-        if key in own and tuple(own[key].shape) != tuple(tensor.shape):
-            raise ModelError(f"weights {directory / WEIGHTS} do not fit the encoder in "
-                             f"{directory}: {key} is {tuple(tensor.shape)} in the file, "
-                             f"{tuple(own[key].shape)} in its config.json")
+    saved = read_dir_state(directory / WEIGHTS, directory / HEAD_WEIGHTS)
+    cut = len(ENCODER_PREFIX)
+    state = {k[cut:]: v for k, v in saved.state.items() if k.startswith(ENCODER_PREFIX)
+             and (k[cut:] in own or not k.startswith(POOLER_PREFIX))}
+    bad = misfit(own, state)
+    if bad:
+        raise ModelError(f"weights {directory / WEIGHTS} do not fit the encoder in "
+                         f"{directory}: {bad[0]} is {bad[1]} in the file, {bad[2]} in its "
+                         "config.json")
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelError(f"weights {directory / WEIGHTS} do not fit the encoder in {directory}: "

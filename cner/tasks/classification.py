@@ -16,8 +16,9 @@ from cner.encoding.vocab import CharVocab
 from cner.errors import ConfigError, InputError
 from cner.inference.classifier import Classifier, decide, predict_encoded
 from cner.metrics import scores_for_kind
-from cner.models.modeldir import (CLASSIFICATION, ClassifierOptions, ModelMeta, build_classifier,
-                                  save_model_dir, training_provenance)
+from cner.models.metadata import (CLASSIFICATION, ClassifierOptions, ModelMeta,
+                                  training_provenance)
+from cner.models.modeldir import build_classifier, save_model_dir
 from cner.runtime.devices import resolve_device, resolve_precision
 from cner.runtime.engine import prepare_engine
 from cner.training.loop import TrainResult, train_loop

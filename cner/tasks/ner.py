@@ -20,9 +20,9 @@ from cner.errors import InputError
 from cner.inference.predictor import Predictor
 from cner.inference.tagger import Tagger
 from cner.metrics import entity_scores
-from cner.models.modeldir import (BIGRAMS, NER, ModelMeta, NerFeatures, build_tagger,
-                                  featurizer_for, read_bigrams, save_bigrams, save_model_dir,
-                                  training_provenance)
+from cner.models.metadata import NER, ModelMeta, NerFeatures, training_provenance
+from cner.models.modeldir import (BIGRAMS, build_tagger, featurizer_for, read_bigrams, save_bigrams,
+                                  save_model_dir)
 from cner.runtime.engine import prepare_engine
 from cner.schemes import Span, check_scheme, flatten_spans, label_set, spans_to_tags
 from cner.training.loop import TrainResult, train_loop

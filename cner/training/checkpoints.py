@@ -61,7 +61,7 @@ class Checkpointer:
         self.keep = keep
 
     def save(self, model: nn.Module, trainer_state: dict, step: int) -> None:
-        from cner.models.modeldir import save_state
+        from cner.models.weights import save_state
 
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"step-{step:08d}"
@@ -94,7 +94,7 @@ class Checkpointer:
 
     def load(self, model: nn.Module) -> dict:
         """Load the latest checkpoint's weights into ``model``; returns its trainer state."""
-        from cner.models.modeldir import load_state
+        from cner.models.weights import load_state
 
         path = self.latest()
         if path is None:
