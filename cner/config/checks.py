@@ -30,7 +30,8 @@ AT_LEAST_ONE = {"training.epochs": "an int >= 1", "training.max_steps": "an int 
                 "model.hidden_size": "an int >= 1", "model.embedding_size": "an int >= 1",
                 "model.num_layers": "an int >= 1", "model.num_heads": "an int >= 1",
                 "model.intermediate_size": "an int >= 1", "model.vocab_min_count": "an int >= 1",
-                "model.bigram_min_count": "an int >= 1"}
+                "model.bigram_min_count": "an int >= 1", "pretrain.span_max": "an int >= 1",
+                "pretrain.vocab_size": "an int >= 1", "pretrain.eval_sequences": "an int >= 1"}
 
 # (key, test, what it expects) for floats; NaN fails every test.
 FLOAT_RANGES = [
@@ -44,6 +45,11 @@ FLOAT_RANGES = [
     ("model.dropout", lambda x: 0 <= x < 1, "a number in [0, 1)"),
     ("model.unk_dropout", lambda x: 0 <= x < 1, "a number in [0, 1)"),
     ("data.dev_fraction", lambda x: 0 <= x < 1, "a number in [0, 1)"),
+    ("pretrain.mask_ratio", lambda x: 0 < x < 1, "a number in (0, 1)"),
+    ("pretrain.mask_prob", lambda x: 0 <= x <= 1, "a number in [0, 1]"),
+    ("pretrain.random_prob", lambda x: 0 <= x <= 1, "a number in [0, 1]"),
+    ("pretrain.span_p", lambda x: 0 < x <= 1, "a number in (0, 1]"),
+    ("pretrain.eval_fraction", lambda x: 0 <= x < 1, "a number in [0, 1)"),
 ]
 
 SCHEME_NAMES = ("bio", "iob1", "bioes", "bmes", "bilou")  # cner.schemes.SCHEMES
@@ -57,6 +63,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "classify.truncation": ("head", "tail", "head+tail", "chunks"),
     "classify.pooling": ("mean", "max"),
     "data.token_suffix": ("auto", "position", "none"),  # cner.data.conll.TOKEN_SUFFIXES
+    "pretrain.masking": ("wwm", "char", "span"),  # cner.encoding.masking.STRATEGIES
+    "pretrain.pair_objective": ("none", "sop", "nsp"),  # cner.encoding.packing.PAIR_OBJECTIVES
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # [CLS], one character, [SEP]; a sentence pair needs [CLS] a [SEP] b [SEP] with one of each.

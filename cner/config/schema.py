@@ -95,12 +95,31 @@ class ClassifyConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Masked-LM pre-training (``cner pretrain``); sequences are ``data.max_length`` long."""
+
+    masking: str = "wwm"  # wwm (whole jieba words) | char | span (SpanBERT)
+    mask_ratio: float = 0.15  # share of the positions selected for prediction
+    mask_prob: float = 0.8  # of those, shown as [MASK]
+    random_prob: float = 0.1  # of those, shown as a random character (the rest: unchanged)
+    span_p: float = 0.2  # span: span lengths in words ~ geometric(span_p)
+    span_max: int = 10  # span: at most this many words
+    pair_objective: str = "none"  # none | sop (sentence order) | nsp (next sentence)
+    vocab: str | None = None  # a `cner vocab build` directory; null: built from the text
+    vocab_size: int = 8000  # a vocabulary built from the text: tokens, specials included
+    reserved: int = 100  # [unusedN] slots kept for characters added later
+    eval_fraction: float = 0.02  # packed sequences held out to evaluate the MLM loss
+    eval_sequences: int = 1000  # at most this many held out
+
+
+@dataclass
 class Config:
     name: str = "tiny-cpu"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,5 +144,6 @@ class Config:
 
 # Keys whose values are file or folder paths. model.encoder is a path only when it names an
 # existing folder (otherwise it is "scratch", "bilstm" or a hub name).
-PATH_KEYS = ("data.train", "data.dev", "data.test", "classify.corpora_root")
+PATH_KEYS = ("data.train", "data.dev", "data.test", "classify.corpora_root",
+             "pretrain.vocab")
 LOCAL_ENCODERS = ("scratch", "bilstm")
