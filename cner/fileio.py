@@ -6,12 +6,15 @@ The line readers (`iter_lines`, and `decode_lines` under `checked_lines`) read `
 Every command that writes a user's output goes through `open_output`: a regular file (or a
 new one) is written atomically (`atomic_write`), a symlink is followed and its target replaced
 the same way, and a device, FIFO, ``/dev/stdout``-like path or ``-`` is written as a stream,
-never replaced. `check_not_input` refuses an output that is one of the command's inputs.
+never replaced. `check_not_input` refuses an output that is one of the command's inputs. An
+output that cannot be written (a folder that cannot be created or written, a full or read-only
+device) is one `InputError` naming it (`writing`), never a traceback.
 """
 from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import gzip
 import io
 import json
@@ -173,18 +176,51 @@ def parse_json_line(line: str, *, path: str | Path, number: int) -> dict:
     return obj
 
 
+# What a write itself fails with when the device or file system holding the output is full or
+# read-only (the OSError then names no file): turned into one line naming the output.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Creating, writing or renaming the output ``path``: an `OSError` in the block becomes
+    one `InputError` naming ``path`` (``out.csv: cannot write there: No space left on
+    device``). A closed pipe (`BrokenPipeError`) is left to the caller."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot write there: {exc.strerror or exc}", path=path) from None
+
+
+@contextlib.contextmanager
+def _caller_writes(path: str | os.PathLike) -> Iterator[None]:
+    """Around the caller's block that writes ``path``'s handle: a full or read-only device
+    (`WRITE_ERRNOS`, an error naming no file) is `writing`'s error; any other `OSError` in
+    the block, such as one reading an input, is left as it is."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in WRITE_ERRNOS:
+            raise
+        raise InputError(f"cannot write there: {exc.strerror}", path=path) from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
                  newline: str | None = "") -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it over ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is left untouched, so a
-    reader never sees a half-written output.
+    reader never sees a half-written output. A folder that cannot be created or written,
+    or a full device, is an `InputError` naming ``path`` (`writing`).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    with writing(path):
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         if "b" in mode:
             handle = os.fdopen(fd, mode)
@@ -194,12 +230,15 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             # mkstemp creates the file 0600; give the output the mode a plain open() would
             # (or keep the mode of the file being replaced).
             os.chmod(tmp, target_mode(path))
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            with _caller_writes(path):
+                yield handle
+            with writing(path):
+                handle.flush()
+                os.fsync(handle.fileno())
+        with writing(path):
+            os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
@@ -294,24 +333,34 @@ def open_output(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     binary = "b" in mode
     target = output_target(path)
     if target.kind == "stdout":
-        if binary:
-            yield sys.stdout.buffer
-            sys.stdout.buffer.flush()
-            return
-        handle, wrapped = utf8_stdout()
-        try:
-            yield handle
-            handle.flush()
-        finally:
-            if wrapped:
-                handle.detach()
+        with _caller_writes("<stdout>"):
+            yield from _stdout_output(binary)
     elif target.kind == "stream":
-        if binary:
-            with open(target.path, "ab") as handle:
+        with writing(path):
+            handle = (open(target.path, "ab") if binary else
+                      open(target.path, "a", encoding=encoding, newline=newline))
+        try:
+            with _caller_writes(path):
                 yield handle
-        else:
-            with open(target.path, "a", encoding=encoding, newline=newline) as handle:
-                yield handle
+            with writing(path):
+                handle.flush()
+        finally:
+            with contextlib.suppress(OSError):  # its last flush failed already
+                handle.close()
     else:
         with atomic_write(target.path, mode, encoding=encoding, newline=newline) as handle:
             yield handle
+
+
+def _stdout_output(binary: bool) -> Iterator[IO]:
+    if binary:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    handle, wrapped = utf8_stdout()
+    try:
+        yield handle
+        handle.flush()
+    finally:
+        if wrapped:
+            handle.detach()
