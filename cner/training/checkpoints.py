@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -99,7 +100,42 @@ class Checkpointer:
         path = self.latest()
         if path is None:
             raise ModelError(f"no checkpoint in {self.root}; the run has not reached its first "
-                             "checkpoint, start it again without --resume")
-        load_state(model, path / FILES[0])
-        # Our own file, loaded with the restricted unpickler: tensors and plain containers only.
-        return torch.load(path / FILES[1], weights_only=True)
+                             f"checkpoint: start it again with --output {self.root.parent} "
+                             "--overwrite")
+        try:
+            load_state(model, path / FILES[0])  # a file it cannot read: a ModelError naming it
+        except ModelError as exc:
+            raise ModelError(f"{exc}; {DAMAGED}") from None
+        return read_trainer_state(path / FILES[1])
+
+
+# What `cner.training.loop.resume_from` reads from a checkpoint's trainer state.
+TRAINER_KEYS = ("rng", "loop")
+DAMAGED = ("the checkpoint is damaged; delete its step directory to resume from the one "
+           "before, or start the run again")
+
+
+def read_trainer_state(path: Path) -> dict:
+    """A checkpoint's ``trainer.pt``, loaded with torch's restricted unpickler (tensors and
+    plain containers only). A truncated or corrupt file, one that carries anything else (a
+    pickled object: refused, never run), or one without the loop's state is one `ModelError`
+    naming the file."""
+    import pickle
+
+    hint = DAMAGED
+    try:
+        state = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported [^.\n]*", str(exc))
+        raise ModelError(f"{path}: refused: torch's restricted unpickler loads tensors and plain "
+                         "data only" + (f" ({found.group(0).strip()})" if found else "")
+                         + f"; {hint}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError,
+            IndexError, KeyError, TypeError) as exc:
+        what = str(exc).split(". ")[0].splitlines()[0][:100] if str(exc) else ""
+        raise ModelError(f"{path}: cannot read the checkpoint ({what or type(exc).__name__}); "
+                         f"{hint}") from None
+    if not isinstance(state, dict) or any(key not in state for key in TRAINER_KEYS):
+        raise ModelError(f"{path}: is not a cner trainer state (no "
+                         f"{' or '.join(TRAINER_KEYS)}); {hint}")
+    return state

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cner.errors import InputError
 from cner.fileio import atomic_write
 from cner.training.schedule import Cadence, Clock
 from cner.training.steps import StepRecord
@@ -28,13 +29,32 @@ class MetricsLog:
             self.path.unlink()
 
     def truncate_after(self, step: int) -> None:
-        """On resume, forget events logged after the checkpoint so the log reads as one run."""
+        """On resume, forget events logged after the checkpoint so the log reads as one run.
+
+        A last line without its line end (a write cut short by a kill) is dropped; any other
+        line that is not a JSON event is an `InputError` naming the file and line."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text("utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        lines = self.path.read_bytes().split(b"\n")
+        kept = []
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+                event = json.loads(line) if line.strip() else None
+            except ValueError:  # invalid JSON or UTF-8
+                if number == len(lines):
+                    continue
+                event = "not JSON"
+            if event is None:
+                continue
+            if not isinstance(event, dict) or not isinstance(event.get("step", 0), int):
+                raise InputError("is not a cner metrics event (one JSON object per line with "
+                                 "an integer step)", path=self.path, line=number,
+                                 hint="the run's log is damaged: delete that line, then resume")
+            if event.get("step", 0) <= step:
+                kept.append(line + "\n")
         with atomic_write(self.path) as handle:
-            handle.write("".join(line + "\n" for line in kept))
+            handle.write("".join(kept))
 
     def write(self, event: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:

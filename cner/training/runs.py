@@ -42,6 +42,42 @@ def _is_run_entry(name: str) -> bool:
     return name in RUN_ENTRIES or any(name.startswith(f".{known}.") for known in RUN_ENTRIES)
 
 
+def run_stamp(run_dir: str | Path) -> tuple[int, int, int] | None:
+    """Which `RUN_MARKER` ``run_dir`` holds now (device, inode, mtime), ``None`` if none.
+
+    `open_run` writes the marker anew (atomically: a new file) for every new run, after it has
+    removed an earlier run's entries; so a stamp that changed since before `open_run` means
+    that every run entry in the directory is the new run's."""
+    try:
+        info = os.stat(Path(run_dir) / RUN_MARKER)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_mtime_ns
+
+
+def discard_unstarted_run(run_dir: str | Path, before: tuple[int, int, int] | None) -> bool:
+    """Remove a run that failed before its first checkpoint: the run entries (`RUN_ENTRIES`
+    and their temporaries) of ``run_dir``, provided `open_run` made them in this process
+    (the marker's stamp differs from ``before``, taken first) and ``checkpoints/`` holds no
+    complete checkpoint. Anything else in the directory stays. Returns whether the directory
+    is then empty."""
+    from cner.training.checkpoints import Checkpointer
+
+    run_dir = Path(run_dir)
+    stamp = run_stamp(run_dir)
+    if stamp is None or stamp == before or Checkpointer(run_dir).latest() is not None:
+        return not run_dir.is_dir() or not os.listdir(run_dir)
+    for name in sorted(os.listdir(run_dir), key=lambda n: n == RUN_MARKER):  # the marker last
+        path = run_dir / name
+        if not _is_run_entry(name):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return not os.listdir(run_dir)
+
+
 def open_run(config: Config | None, *, output: str | Path | None, resume: str | Path | None,
              overwrite: bool, check: Callable[[Config], object] | None = None
              ) -> tuple[Config, Path]:
