@@ -16,12 +16,20 @@ alone. An output that is a symlink is followed (the partial grows beside its tar
 device, FIFO or ``/dev/stdout`` is written as a stream (no partial, no resume), like ``-``.
 An output naming one of the inputs is refused.
 
+Inputs and options are checked before the model loads: the first document of every regular
+file is read then, so that a missing column or key is reported at once. A job that fails
+removes its ``OUT.partial`` and state file, except when it can be resumed: documents were
+saved and the failure was an interruption or a crash, not an error in its inputs or output.
+An output that cannot be written (a folder that cannot be created or written, a full device)
+is one `InputError` naming it.
+
 Parquet cannot be appended to: its rows grow in ``OUT.partial`` as JSON lines (so ``--resume``
 works for it as for the other formats) and the Parquet file is written from them at the end,
 atomically; a Parquet output must therefore be a regular file, never a stream.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -33,13 +41,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from cner.errors import CnerError, ConfigError, InputError, ModelError
-from cner.fileio import atomic_write, check_not_input, output_target, target_mode, utf8_stdout
+from cner.fileio import (atomic_write, check_not_input, output_target, target_mode, utf8_stdout,
+                         writing)
 from cner.inference.documents import (ERRORS, Document, all_documents, check_input, input_kind,
-                                      input_size, read_documents)
+                                      input_size, is_stream, read_documents)
 from cner.inference.tagger import Tagger
-from cner.inference.writers import (STREAMED, ParquetWriter, import_pyarrow, make_writer,
+from cner.inference.writers import (STREAMED, ParquetWriter, Writer, import_pyarrow, make_writer,
                                     output_format)
 from cner.runtime.engine import encoder_flops_per_position, is_transformer
 
@@ -52,6 +62,9 @@ STATE_VERSION = 1
 # of text on, the 256-wide small shape from ~140 MB. Decided from the input sizes alone, so
 # that a resumed job runs the same engine as the one it continues.
 AUTO_COMPILE_MIN_FLOPS = 300e12
+# The largest batch_size (windows per model call): far beyond any memory, and small enough
+# that a chunk (8 batches) stays an index. `cner.cli.options.MAX_BATCH_SIZE` is the same.
+MAX_BATCH_SIZE = 1 << 20
 
 
 @dataclass
@@ -211,8 +224,29 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
     """
     inputs = [os.fspath(p) for p in
               ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    target, fmt = _check_job(inputs, tagger, output, format, errors, resume, batch_size)
+    for path in inputs:
+        check_input(path)
+    _check_first_documents(inputs, text_column=text_column, id_column=id_column, errors=errors)
+    tagger = _load_tagger(tagger, inputs, device, batch_size, precision, compile)
+    # The engine is part of the job: compiled scores may differ in the last digits.
+    return _run(inputs, tagger, target, fmt, resume, progress,
+                {"format": fmt, "text_column": text_column, "id_column": id_column,
+                 "errors": errors, "compiled": tagger.engine.compiled},
+                batch_size or tagger.predictor.batch_size,
+                "<stdout>" if output is None else os.fspath(output))
+
+
+def _check_job(inputs: list[str], tagger, output, format: str | None, errors: str,
+               resume: bool, batch_size: int | None):
+    """Everything about a job that can be refused before its inputs are read and its model
+    loaded; returns the output's `OutputTarget` (``None``: standard output) and format."""
     if errors not in ERRORS:
         raise ConfigError(f"errors must be strict or replace, got {errors!r}")
+    if batch_size is not None and (not isinstance(batch_size, int)
+                                   or not 1 <= batch_size <= MAX_BATCH_SIZE):
+        raise ConfigError(f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE:,}, "
+                          f"got {batch_size!r}")
     if format is not None:
         output_format(output, format)  # an unknown format: before anything else
     for problem, bad in (("no input file given", not inputs),
@@ -242,115 +276,193 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
                              + ("standard output" if target is None or target.kind == "stdout"
                                 else f"the stream {os.fspath(output)}"))
         import_pyarrow()
-    for path in inputs:
-        check_input(path)
-    tagger = _load_tagger(tagger, inputs, device, batch_size, precision, compile)
-    # The engine is part of the job: compiled scores may differ in the last digits.
-    return _run(inputs, tagger, target, fmt, resume, progress,
-                {"format": fmt, "text_column": text_column, "id_column": id_column,
-                 "errors": errors, "compiled": tagger.engine.compiled},
-                batch_size or tagger.predictor.batch_size)
+    return target, fmt
 
 
 def _beside(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def _run(inputs: list[str], tagger: Tagger, target, fmt: str, resume: bool,
-         progress: bool, options: dict, batch_size: int) -> AnnotateReport:
-    """Annotate into ``target`` (an `OutputTarget`; ``None``: standard output)."""
+def _check_first_documents(inputs: Sequence[str], **options) -> None:
+    """Read the first document of every regular-file input, so that a missing column or key,
+    or a bad first line, is reported before the model loads (a stream is read once, later)."""
+    for path in inputs:
+        if is_stream(path):
+            continue
+        documents = read_documents(path, **options)
+        try:
+            next(documents, None)
+        finally:
+            documents.close()
+
+
+@dataclass
+class _Sink:
+    """Where the annotations go: standard output or a stream, written in place, or a regular
+    file ``output`` written through ``OUT.partial`` (locked) beside ``OUT.partial.json``.
+    Every I/O failure on it is one `InputError` naming ``name``, the output as given."""
+
+    handle: IO[str]
+    writer: Writer
+    name: str
+    output: Path | None = None
+    job: dict | None = None
+    wrapped: bool = False  # standard output re-wrapped as UTF-8: detached, never closed
+    owned: bool = True  # closed at the end (not standard output)
+
+    @property
+    def partial(self) -> Path:
+        return _beside(self.output, ".partial")
+
+    @property
+    def state_path(self) -> Path:
+        return _beside(self.output, ".partial.json")
+
+    def begin_lazily(self, stats: dict) -> None:
+        """Standard output and streams begin at the first chunk: an early input error then
+        prints nothing."""
+        if self.output is None and stats["documents"] == 0:
+            self.writer.begin()
+
+    def write(self, chunk: list, found: list, stats: dict) -> None:
+        with writing(self.name):
+            self.begin_lazily(stats)
+            for (doc, _), entities in zip(chunk, found):
+                self.writer.write(doc.doc_id, doc.text, entities)
+                stats["entities"] += len(entities)
+                stats["chars"] += len(doc.text)
+        stats["documents"] += len(chunk)
+
+    def save(self, stats: dict) -> None:
+        """Flush; a file also records its progress in the state file."""
+        with writing(self.name):
+            self.handle.flush()
+            if self.output is not None:
+                os.fsync(self.handle.fileno())
+                stats["bytes"] = os.fstat(self.handle.fileno()).st_size
+                stats["written"] = self.writer.written
+                with atomic_write(self.state_path) as state_file:
+                    json.dump({**self.job, **stats}, state_file, ensure_ascii=False)
+
+    def publish(self, fmt: str, stats: dict) -> None:
+        """End the output; a file is renamed (Parquet: written whole) into place."""
+        with writing(self.name):
+            self.begin_lazily(stats)
+            self.writer.end()  # not saved: a resume after a crash here redoes the end
+            self.handle.flush()
+            if self.output is None:
+                return
+            os.fchmod(self.handle.fileno(), target_mode(self.output))  # of a file it replaces
+            os.fsync(self.handle.fileno())
+            if fmt in STREAMED:
+                os.replace(self.partial, self.output)  # still under the lock
+            else:  # Parquet, written whole from the rows in the partial; then the partial goes
+                ParquetWriter.publish(self.partial, self.output)
+                self.partial.unlink()
+            self.state_path.unlink(missing_ok=True)
+
+    def fail(self, exc: BaseException, stats: dict) -> None:
+        """After a failure a file's partial stays only when it can be resumed: documents were
+        saved and the failure was an interruption or crash, not an error in the inputs or
+        the output (`CnerError`); otherwise it goes, with its state file."""
+        if self.output is None:
+            return
+        if stats["documents"] and not isinstance(exc, CnerError):
+            print(f"note: {stats['documents']:,} documents are saved in {self.partial}; rerun "
+                  "with --resume to continue", file=sys.stderr)
+            return
+        for path in (self.partial, self.state_path):  # still under the lock
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # a stream's last flush failed already
+            if self.wrapped:
+                self.handle.detach()
+            elif self.owned:
+                self.handle.close()  # releases the lock on OUT.partial
+
+
+def _open_sink(target, fmt: str, name: str, stats: dict, resume: bool, job) -> _Sink:
+    """The `_Sink` for ``target`` (an `OutputTarget`; ``None``: standard output); a file
+    resumes from its saved state into ``stats`` when ``resume``. ``job()``: the job's
+    identity (`_job`), computed for a file only."""
+    if target is None or target.kind == "stdout":
+        handle, wrapped = utf8_stdout()
+        return _Sink(handle, make_writer(fmt, handle), "<stdout>", wrapped=wrapped, owned=False)
+    if target.kind == "stream":  # a device or FIFO: written in place, like standard output
+        with writing(name):
+            handle = open(target.path, "a", encoding="utf-8", newline="")
+        return _Sink(handle, make_writer(fmt, handle), name)
+    output, job = target.path, job()
+    with writing(name):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, created = _lock_partial(_beside(output, ".partial"), output)  # held to the end
+    try:
+        state_path = _beside(output, ".partial.json")
+        saved = _resume_state(state_path, _beside(output, ".partial"), job) \
+            if resume and not created else None
+        stats.update(saved or {})
+        # a resumed job drops rows written after the last save; a new one starts empty
+        os.ftruncate(fd, stats["bytes"])
+        os.lseek(fd, 0, os.SEEK_END)
+        handle = open(fd, "a", encoding="utf-8", newline="")
+    except BaseException:
+        os.close(fd)
+        raise
+    sink = _Sink(handle, make_writer(fmt, handle, written=stats["written"]), name,
+                 output=output, job=job)
+    if saved is None:
+        with writing(name):
+            sink.writer.begin()
+    return sink
+
+
+def _progress_bar(inputs: list[str], progress: bool):
     from tqdm import tqdm
 
+    sizes = [input_size(p) for p in inputs]  # None for a stream; a compressed file's own size
+    return tqdm(total=None if None in sizes else sum(sizes), unit="B", unit_scale=True,
+                unit_divisor=1024, file=sys.stderr, desc="annotating",
+                disable=not progress or not sys.stderr.isatty())
+
+
+def _annotate(documents, tagger: Tagger, sink: _Sink, stats: dict, batch_size: int, bar,
+              rate) -> None:
+    """Tag the documents not done yet, a chunk at a time, saving after each chunk."""
+    remaining = itertools.islice(documents, stats["documents"], None)
+    while chunk := list(itertools.islice(remaining, stats["chunk_size"])):
+        found = list(tagger.pipe([doc.text for doc, _ in chunk], chunk_size=len(chunk),
+                                 batch_size=batch_size))
+        sink.write(chunk, found, stats)
+        sink.save(stats)
+        bar.update(chunk[-1][1] - bar.n)
+        bar.set_postfix_str(f"{rate():,.0f} lines/s", refresh=False)
+
+
+def _run(inputs: list[str], tagger: Tagger, target, fmt: str, resume: bool,
+         progress: bool, options: dict, batch_size: int, name: str) -> AnnotateReport:
+    """Annotate into ``target`` (an `OutputTarget`; ``None``: standard output), named
+    ``name`` in messages."""
     started = time.perf_counter()
     stats = dict.fromkeys(_PROGRESS, 0)
     stats["chunk_size"] = batch_size * 8
-    saved = wrapped = None
-    output = None  # the regular file to write through OUT.partial, if that is the target
-    if target is None or target.kind == "stdout":
-        handle, wrapped = utf8_stdout()
-        writer = make_writer(fmt, handle)  # begun lazily: an early input error prints nothing
-    elif target.kind == "stream":  # a device or FIFO: written in place, like standard output
-        handle = open(target.path, "a", encoding="utf-8", newline="")
-        writer = make_writer(fmt, handle)
-    else:
-        output = target.path
-        partial, state_path = _beside(output, ".partial"), _beside(output, ".partial.json")
-        job = _job(inputs, tagger, options)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, created = _lock_partial(partial, output)  # held until the job ends
-        try:
-            saved = _resume_state(state_path, partial, job) if resume and not created else None
-            if saved is not None:
-                stats.update(saved)
-            # a resumed job drops rows written after the last save; a new one starts empty
-            os.ftruncate(fd, stats["bytes"])
-            os.lseek(fd, 0, os.SEEK_END)
-            handle = open(fd, "a", encoding="utf-8", newline="")
-        except BaseException:
-            os.close(fd)
-            raise
-        writer = make_writer(fmt, handle, written=stats["written"])
-        if saved is None:
-            writer.begin()
+    sink = _open_sink(target, fmt, name, stats, resume, lambda: _job(inputs, tagger, options))
     resumed, resumed_chars = stats["documents"], stats["chars"]
-    lazy = output is None  # standard output and streams begin at the first chunk
-
-    def save() -> None:
-        handle.flush()
-        if output is not None:
-            os.fsync(handle.fileno())
-            stats["bytes"], stats["written"] = os.fstat(handle.fileno()).st_size, writer.written
-            with atomic_write(state_path) as state_file:
-                json.dump({**job, **stats}, state_file, ensure_ascii=False)
-
-    sizes = [input_size(p) for p in inputs]  # None for a stream; a compressed file's own size
-    bar = tqdm(total=None if None in sizes else sum(sizes),
-               unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-               desc="annotating", disable=not progress or not sys.stderr.isatty())
+    bar = _progress_bar(inputs, progress)
     documents = all_documents(inputs, text_column=options["text_column"],
-                               id_column=options["id_column"], errors=options["errors"])
+                              id_column=options["id_column"], errors=options["errors"])
     try:
-        if output is not None:
-            save()
-        remaining = itertools.islice(documents, stats["documents"], None)
-        while chunk := list(itertools.islice(remaining, stats["chunk_size"])):
-            found = list(tagger.pipe([doc.text for doc, _ in chunk], chunk_size=len(chunk),
-                                     batch_size=batch_size))
-            if lazy and stats["documents"] == 0:
-                writer.begin()
-            for (doc, _), entities in zip(chunk, found):
-                writer.write(doc.doc_id, doc.text, entities)
-                stats["entities"] += len(entities)
-                stats["chars"] += len(doc.text)
-            stats["documents"] += len(chunk)
-            save()
-            bar.update(chunk[-1][1] - bar.n)
-            rate = (stats["documents"] - resumed) / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix_str(f"{rate:,.0f} lines/s", refresh=False)
-        if lazy and stats["documents"] == 0:
-            writer.begin()
-        writer.end()  # not save()d: a resume after a crash here truncates the end and redoes it
-        handle.flush()
-        if output is not None:
-            os.fchmod(handle.fileno(), target_mode(output))  # that of a file it replaces
-            os.fsync(handle.fileno())
-            if fmt in STREAMED:
-                os.replace(partial, output)  # still under the lock: no other job can start yet
-            else:  # Parquet, written whole from the rows in the partial; then the partial goes
-                ParquetWriter.publish(partial, output)
-                partial.unlink()
-            state_path.unlink(missing_ok=True)
+        sink.save(stats)
+        _annotate(documents, tagger, sink, stats, batch_size, bar, lambda: (
+            (stats["documents"] - resumed) / max(time.perf_counter() - started, 1e-9)))
+        sink.publish(fmt, stats)
     except BaseException as exc:
-        if output is not None and stats["documents"] and not isinstance(exc, CnerError):
-            print(f"note: {stats['documents']:,} documents are saved in {partial}; rerun "
-                  "with --resume to continue", file=sys.stderr)
+        sink.fail(exc, stats)
         raise
     finally:
         bar.close()
-        if wrapped:
-            handle.detach()
-        elif target is not None and target.kind != "stdout":
-            handle.close()  # releases the lock on OUT.partial
+        sink.close()
     return AnnotateReport(stats["documents"], stats["entities"], time.perf_counter() - started,
                           stats["chars"], resumed, resumed_chars)
 
