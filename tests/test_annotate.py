@@ -301,12 +301,12 @@ def test_outputs_reproduce_the_entities(tagger, tmp_path, fmt):
 
 def test_annotate_frame(tagger):
     frame = pd.DataFrame({"key": ["a", "b", "c"], "text": [NEWS[0], None, SENTENCE]})
-    long = tagger.annotate_frame(frame, id_column="key")
+    long = tagger.annotate_frame(frame, id_column="key", empty="drop")
     assert list(long.columns) == list(HEADER)
     assert set(long.doc_id) <= {"a", "c"}
     expected = spans(tagger(NEWS[0]) + tagger(SENTENCE))
     assert expected and spans(long.itertuples()) == expected
-    assert tagger.annotate_frame(frame.iloc[1:2]).empty
+    assert tagger.annotate_frame(frame.iloc[1:2], empty="drop").empty
 
 
 @pytest.mark.parametrize("fmt,expected", [("csv", ",".join(HEADER) + "\n"), ("json", "[]\n"),

@@ -11,6 +11,8 @@ from cner.runtime.engine import Engine
 
 # Two texts of different lengths: a compiled encoder sees a real batch shape once.
 WARM_UP_TEXTS = ("北京欢迎你", "上海")
+# The columns of `Tagger.annotate_frame`'s result.
+FRAME_COLUMNS = ["doc_id", "start", "end", "label", "text", "score"]
 
 
 def _check_text(text: object, what: str = "text") -> str:
@@ -99,15 +101,23 @@ class Tagger:
                 _check_text(text, f"text {position + 1} of the chunk")
             yield from self.predictor.entities(chunk, batch_size=batch_size)
 
-    def annotate_frame(self, df, text_column: str = "text", id_column: str | None = None):
+    def annotate_frame(self, df, text_column: str = "text", id_column: str | None = None, *,
+                       empty: str = "keep"):
         """Entities of every row of a pandas DataFrame, in long format.
 
         Returns a DataFrame with columns ``doc_id, start, end, label, text, score``, one row
-        per entity; ``doc_id`` is the value of ``id_column``, else the row's 1-based position.
-        Missing (NaN/None) texts have no entities.
+        per entity, in the order of ``df``'s rows. ``doc_id`` is the row's value of
+        ``id_column``, else its index label (``df.index``), so the result joins back to ``df``.
+
+        Every document is kept: one with no entity (a missing text, None or NaN, has none)
+        gets one row whose ``start``, ``end``, ``label``, ``text`` and ``score`` are missing
+        (``<NA>``); hence the nullable dtypes ``Int64`` (start, end), ``string`` (label,
+        text) and ``Float64`` (score). ``empty="drop"`` leaves those rows out instead.
         """
         import pandas as pd
 
+        if empty not in ("keep", "drop"):
+            raise ValueError(f"empty must be 'keep' or 'drop', got {empty!r}")
         for name, option in ((text_column, "text_column"), (id_column, "id_column")):
             if name is not None and name not in df.columns:
                 raise InputError(f"no column {name!r} ({option}); the columns are: "
@@ -115,8 +125,7 @@ class Tagger:
             if name is not None and list(df.columns).count(name) > 1:
                 raise InputError(f"the DataFrame has {list(df.columns).count(name)} columns "
                                  f"named {name!r} ({option}); rename them apart")
-        ids = (df[id_column].tolist() if id_column is not None
-               else list(range(1, len(df) + 1)))
+        ids = df[id_column].tolist() if id_column is not None else list(df.index)
         texts = []
         for position, value in enumerate(df[text_column].tolist(), start=1):
             if not isinstance(value, str):
@@ -125,7 +134,11 @@ class Tagger:
                                      f"{type(value).__name__}, expected text")
                 value = ""
             texts.append(value)
-        rows = [(doc_id, e.start, e.end, e.label, e.text, e.score)
-                for doc_id, entities in zip(ids, self.pipe(texts)) for e in entities]
-        frame = pd.DataFrame(rows, columns=["doc_id", "start", "end", "label", "text", "score"])
-        return frame.astype({"start": "int64", "end": "int64", "score": "float64"})
+        rows = []
+        for doc_id, entities in zip(ids, self.pipe(texts)):
+            rows += [(doc_id, e.start, e.end, e.label, e.text, e.score) for e in entities]
+            if not entities and empty == "keep":
+                rows.append((doc_id, None, None, None, None, None))
+        frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+        return frame.astype({"start": "Int64", "end": "Int64", "label": "string",
+                             "text": "string", "score": "Float64"})
