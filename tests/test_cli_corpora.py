@@ -97,7 +97,7 @@ def test_convert_writes_the_output(runner, tmp_path):
     source = tmp_path / "in.conll"
     source.write_text(CONLL, encoding="utf-8")
     out = tmp_path / "out" / "bmes.txt"
-    result = run(runner, "corpora", "convert", str(source), "--to", "conll", "--scheme", "bmes",
+    result = run(runner, "corpora", "convert", str(source), "--to", "conll", "--to-scheme", "bmes",
                  "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "wrote 2 examples, 3 entities" in result.stderr
@@ -191,8 +191,8 @@ def test_convert_round_trip_through_the_cli(runner, tmp_path, sample_dir):
     for scheme in SCHEMES:
         tagged = tmp_path / f"dev.{scheme}"
         back = tmp_path / f"dev.{scheme}.jsonl"
-        assert run(runner, "corpora", "convert", str(source), "--to", "conll", "--scheme", scheme,
-                   "-o", str(tagged)).exit_code == 0
+        assert run(runner, "corpora", "convert", str(source), "--to", "conll", "--to-scheme",
+                   scheme, "-o", str(tagged)).exit_code == 0
         assert run(runner, "corpora", "convert", str(tagged), "--to", "jsonl", "--from-scheme",
                    scheme, "-o", str(back)).exit_code == 0
         original = read_corpus(source).examples

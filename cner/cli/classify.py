@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import click
 
+from cner.cli.options import (MODEL_HELP, UsageError, check_device, command_help,
+                              device_options, format_alias_note, model_files, output_format,
+                              output_format_options, positional_or_alias, removing_unstarted_run,
+                              run_options)
 from cner.errors import ConfigError
 
 
@@ -29,10 +33,49 @@ def _column_options(func):
     return func
 
 
-def _examples(model_dir, task, split, data_file, text_column, text_pair_column, label_column,
-              labelled: bool):
+def _apply_options(command_options: dict):
+    """The options that evaluate and predict share: the file argument (``DATA`` / ``INPUT``,
+    with its old option name hidden), the model, the task split, the columns, the device."""
+    def decorate(func):
+        for option in reversed([
+            click.argument("data_file", metavar=f"[{command_options['metavar']}]", required=False,
+                           type=click.Path(dir_okay=False)),
+            click.option("--model", "-m", "model_dir", required=True,
+                         type=click.Path(file_okay=False), help=MODEL_HELP),
+            click.option("--task", default=None, help="Registered task (default: the model's)."),
+            click.option("--split", default=command_options["split"], show_default=True,
+                         help="Split of the registered task: train, dev or test."),
+            click.option(command_options["alias"], "data_alias", type=click.Path(dir_okay=False),
+                         hidden=True, help=f"Old name of the {command_options['metavar']} "
+                                           "argument."),
+            _column_options,
+            device_options(),
+        ]):
+            func = option(func)
+        return func
+    return decorate
+
+
+def _default_id_column(path) -> str | None:
+    """``id`` when the custom file's header (JSON Lines: its first object) has that column,
+    as `cner annotate` does; else ``None`` (rows are numbered)."""
+    from cner.data.classification import (JSON_LINES, detect_delimiter, iter_delimited_rows,
+                                          iter_json_lines)
+
+    delimiter = detect_delimiter(path)
+    rows = (iter_json_lines(path) if delimiter == JSON_LINES
+            else iter_delimited_rows(path, delimiter=delimiter, quoting=True))
+    try:
+        first = next(rows, None)
+    finally:
+        rows.close()
+    names = [] if first is None else [str(name).strip() for name in first[1]]
+    return "id" if "id" in names else None
+
+
+def _examples(model_dir, task, split, data_file, columns, labelled: bool, id_column=None):
     """The rows to evaluate or predict: a registered task's split, or a custom file read with
-    the columns given (defaulting to those the model was trained with)."""
+    the ``columns`` given (text, pair, label; defaulting to those the model was trained with)."""
     from pathlib import Path
 
     from cner.config import load_config
@@ -40,6 +83,7 @@ def _examples(model_dir, task, split, data_file, text_column, text_pair_column, 
     from cner.data.task_registry import load_split
     from cner.models.modeldir import RUN_CONFIG
 
+    text_column, text_pair_column, label_column = columns
     saved = Path(model_dir) / RUN_CONFIG
     cfg = load_config(saved if saved.is_file() else None)
     if data_file is None:
@@ -52,17 +96,17 @@ def _examples(model_dir, task, split, data_file, text_column, text_pair_column, 
         data_file, text_column=text_column or cfg.classify.text_column,
         text_pair_column=text_pair_column or cfg.classify.text_pair_column,
         label_column=(label_column or cfg.classify.label_column) if labelled else None,
-        label_kind="single" if kind == "pair" else kind,
+        id_column=id_column, label_kind="single" if kind == "pair" else kind,
         label_separator=cfg.classify.label_separator)
 
 
-def make_group(name: str, default_task: str | None, group_cls) -> click.Group:
+def make_group(name: str, default_task: str | None) -> click.Group:
     """The ``cner sentiment`` or ``cner glue`` group: train, evaluate, predict."""
     example_task = default_task or "afqmc"
     kind = "sentiment" if default_task else "GLUE/CLUE-style"
-    group = group_cls(name=name, help=(
-        f"Fine-tune and apply a {kind} classifier.\n\n\b\nExample:\n  cner {name} train "
-        f"--task {example_task} --output runs/{example_task}"))
+    group = click.Group(name=name, help=command_help(
+        f"Fine-tune and apply a {kind} classifier.",
+        f"cner {name} train --task {example_task} --output runs/{example_task}"))
     group.add_command(_train_command(default_task))
     group.add_command(_evaluate_command(name, example_task))
     group.add_command(_predict_command(name, example_task))
@@ -83,16 +127,11 @@ def _train_command(default_task: str | None) -> click.Command:
     @_column_options
     @click.option("--kind", type=click.Choice(["single", "pair", "multilabel", "regression"]),
                   help="Custom data: the head to train.")
-    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                  help="Override a config key by dotted path; repeatable.")
-    @click.option("--output", "-o", type=click.Path(file_okay=False),
-                  help="Run directory (default: runs/<config-name>-<timestamp>/).")
-    @click.option("--resume", type=click.Path(file_okay=False, exists=True),
-                  help="Continue the run in this directory from its last checkpoint.")
-    @click.option("--overwrite", is_flag=True, help="Replace an existing cner run in --output.")
-    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+    @run_options
+    @device_options(None, None, extra="  [config: training.{key}, default auto]")
     def train(config_path, task, train_file, dev_file, test_file, text_column, text_pair_column,
-              label_column, kind, overrides, output, resume, overwrite, quiet):
+              label_column, kind, overrides, output, resume, overwrite, quiet, device,
+              precision):
         """Fine-tune a classifier; the best model lands in RUN_DIR/model.
 
         \b
@@ -100,15 +139,20 @@ def _train_command(default_task: str | None) -> click.Command:
           cner sentiment train --output runs/senti --set training.max_minutes=20
           cner glue train --task none --train a.csv --dev b.csv --text-column review
         """
+        runtime = [f"training.{k}={v}" for k, v in (("device", device),
+                                                      ("precision", precision)) if v]
+        if resume is not None and runtime:
+            raise UsageError("--resume continues a run with its saved config; drop "
+                             "--device/--precision")
+        check_device(device)
         _train(default_task, config_path, task, train_file, dev_file, test_file,
-               (text_column, text_pair_column, label_column, kind), overrides, output, resume,
-               overwrite, quiet)
+               (text_column, text_pair_column, label_column, kind), [*runtime, *overrides],
+               output, resume, overwrite, quiet, precision)
     return train
 
 
 def _train(default_task, config_path, task, train_file, dev_file, test_file, columns,
-           overrides, output, resume, overwrite, quiet) -> None:
-    from cner.cli import removing_unstarted_run
+           overrides, output, resume, overwrite, quiet, precision) -> None:
     from cner.config import load_config
     from cner.metrics import format_classification_scores
     from cner.tasks.classification import train_classifier
@@ -125,6 +169,8 @@ def _train(default_task, config_path, task, train_file, dev_file, test_file, col
             raise ConfigError("give --task or --train FILE")
         if task is not None and config.classify.task is None:
             config.classify.task = task
+        if precision is not None:
+            check_device(config.training.device, precision, device_option="training.device")
         output = output or default_run_dir(config)
     with removing_unstarted_run(None if resume else output):
         run_dir, result = train_classifier(config, output=output, resume=resume,
@@ -137,35 +183,31 @@ def _train(default_task, config_path, task, train_file, dev_file, test_file, col
 
 
 def _evaluate_command(group: str, example_task: str) -> click.Command:
-    @click.command("evaluate", help=(
-        "Accuracy, macro-F1 (and F1/MCC or Pearson/Spearman where they apply).\n\n\b\n"
-        f"Example:\n  cner {group} evaluate --model runs/{example_task}/model --task "
-        f"{example_task} --split dev --json scores.json"))
-    @click.option("--model", "-m", "model_dir", required=True, type=click.Path(file_okay=False),
-                  help="Model directory written by train (RUN_DIR/model).")
-    @click.option("--task", default=None, help="Registered task (default: the model's).")
-    @click.option("--split", default="dev", show_default=True,
-                  help="Split of the registered task: train, dev or test.")
-    @click.option("--data", "data_file", type=click.Path(dir_okay=False),
-                  help="A labelled custom file instead of a task split.")
-    @_column_options
+    @click.command("evaluate", help=command_help(
+        "Accuracy, macro-F1 (and F1/MCC or Pearson/Spearman where they apply) on a task's "
+        "split, or on the labelled custom file DATA.",
+        f"cner {group} evaluate --model runs/{example_task}/model --task {example_task} "
+        "--split dev --json scores.json",
+        f"cner {group} evaluate -m runs/{example_task}/model rows.csv --text-column review"))
+    @_apply_options({"metavar": "DATA", "alias": "--data", "split": "dev"})
     @click.option("--json", "json_out", type=click.Path(dir_okay=False),
                   help="Also write the scores as JSON to this file.")
-    def evaluate(model_dir, task, split, data_file, text_column, text_pair_column, label_column,
-                 json_out):
+    def evaluate(data_file, model_dir, task, split, data_alias, text_column, text_pair_column,
+                 label_column, device, precision, json_out):
         import json
 
-        from cner.cli import model_files
         from cner.fileio import check_not_input, open_output
         from cner.inference.classifier import Classifier
         from cner.metrics import format_classification_scores
         from cner.tasks.classification import evaluate_classifier
 
+        data_file = positional_or_alias(data_file, data_alias, "DATA", "--data", required=False)
         check_not_input(json_out, [*([data_file] if data_file else []), *model_files(model_dir)])
-        classifier = Classifier.load(model_dir)
-        examples = _examples(model_dir, task, split, data_file, text_column, text_pair_column,
-                             label_column, labelled=True)
+        check_device(device, precision)
+        examples = _examples(model_dir, task, split, data_file,
+                             (text_column, text_pair_column, label_column), labelled=True)
         check_not_input(json_out, {ex.source for ex in examples if ex.source})
+        classifier = Classifier.load(model_dir, device=device, precision=precision)
         scores = evaluate_classifier(classifier, examples)
         click.echo(format_classification_scores(scores))
         if json_out:
@@ -175,36 +217,41 @@ def _evaluate_command(group: str, example_task: str) -> click.Command:
 
 
 def _predict_command(group: str, example_task: str) -> click.Command:
-    @click.command("predict", help=(
-        "Write the predicted label and every label's probability per row (atomically)."
-        f"\n\n\b\nExample:\n  cner {group} predict --model runs/{example_task}/model "
-        f"--split test -o test_pred.csv\n  cner {group} predict -m runs/{example_task}/model "
-        "--input rows.csv --text-column review -o out.jsonl"))
-    @click.option("--model", "-m", "model_dir", required=True, type=click.Path(file_okay=False),
-                  help="Model directory written by train (RUN_DIR/model).")
-    @click.option("--task", default=None, help="Registered task (default: the model's).")
-    @click.option("--split", default="test", show_default=True,
-                  help="Split of the registered task: train, dev or test.")
-    @click.option("--input", "data_file", type=click.Path(dir_okay=False),
-                  help="A custom file instead of a task split.")
-    @_column_options
+    @click.command("predict", help=command_help(
+        "Write the predicted label and every label's probability per row of a task's split or "
+        "of the custom file INPUT (atomically), keyed by its 'id' column when it has one.",
+        f"cner {group} predict --model runs/{example_task}/model --split test -o test_pred.csv",
+        f"cner {group} predict -m runs/{example_task}/model rows.csv --text-column review "
+        "-o out.jsonl"))
+    @_apply_options({"metavar": "INPUT", "alias": "--input", "split": "test"})
+    @click.option("--id-column", default=None,
+                  help="Id column or key of INPUT.  [default: 'id' when present, else the row "
+                       "number]")
     @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
                   help="Output file, written atomically.")
-    @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "json", "jsonl", "parquet"]),
-                  help="Default: from the output suffix, else csv.")
-    def predict(model_dir, task, split, data_file, text_column, text_pair_column, label_column,
-                output, fmt):
-        from cner.cli import model_files
+    @output_format_options
+    def predict(data_file, model_dir, task, split, data_alias, text_column, text_pair_column,
+                label_column, device, precision, id_column, output, to, format_alias):
         from cner.fileio import check_not_input
         from cner.inference.classifier import Classifier, predict_file
+        from cner.inference.writers import output_format as output_file_format
 
+        data_file = positional_or_alias(data_file, data_alias, "INPUT", "--input",
+                                        required=False)
+        fmt = output_format(to, format_alias)
+        if id_column is not None and data_file is None:
+            raise UsageError("--id-column names a column of INPUT; give the file")
         inputs = [*([data_file] if data_file else []), *model_files(model_dir)]
-        check_not_input(output, inputs)  # before the model is loaded
-        classifier = Classifier.load(model_dir)
-        examples = _examples(model_dir, task, split, data_file, text_column, text_pair_column,
-                             label_column, labelled=False)
+        check_not_input(output, inputs)  # all of these before the model is loaded
+        output_file_format(output, fmt)
+        check_device(device, precision)
+        examples = _examples(model_dir, task, split, data_file,
+                             (text_column, text_pair_column, label_column), labelled=False,
+                             id_column=id_column or (data_file and _default_id_column(data_file)))
+        classifier = Classifier.load(model_dir, device=device, precision=precision)
         rows = predict_file(classifier, examples, output, format=fmt,
                             inputs=[*inputs, *{ex.source for ex in examples if ex.source}])
         click.echo(f"wrote {rows:,} predictions to {output}", err=True)
+        format_alias_note(format_alias)
 
     return predict
