@@ -341,3 +341,121 @@ def test_overwrite_replaces_a_real_cner_run(tmp_path, tiny_model):
     summary = json.loads((run / "summary.json").read_text("utf-8"))
     assert summary["steps"] == 2
     assert (run / "cner_run.json").is_file()
+
+
+# -- bad input that used to end in a traceback (issue 12) -------------------------------------
+
+BEYOND = str(sys.maxsize + 1)
+NO_TEXT = {"a.csv": "id,body\n1,张伟在北京大学工作。\n"}
+PARTIALS = ("out.csv", "out.csv.partial", "out.csv.partial.json")
+# Eleven good lines, then one that is not JSON: the first chunk (8 documents at --batch-size 1)
+# is written and saved before the error.
+LATE_ERROR = {"in.jsonl": "".join(f'{{"text": "张伟{k}"}}\n' for k in range(11)) + "{oops\n"}
+
+LATE_CASES = [
+    Case("annotate --batch-size beyond sys.maxsize", {"a.txt": NEWS},
+         ["annotate", "a.txt", "-m", MODEL, "--batch-size", BEYOND, "-o", "out.csv"],
+         2, r"Invalid value for '--batch-size'", absent=PARTIALS),
+    Case("evaluate --batch-size beyond sys.maxsize", {"dev.conll": DEV},
+         ["evaluate", "-m", MODEL, "dev.conll", "--batch-size", BEYOND],
+         2, r"Invalid value for '--batch-size'"),
+    Case("annotate a CSV without its text column is refused before the model loads", NO_TEXT,
+         ["annotate", "a.csv", "-m", "no-such-model-dir", "-o", "out.csv"],
+         2, r"(?m)^error: a\.csv:1: no column 'text'; the columns are: id, body", absent=PARTIALS),
+    Case("annotate a CSV without its text column leaves no partial", NO_TEXT,
+         ["annotate", "a.csv", "-m", MODEL, "-o", "out.csv"],
+         2, r"(?m)^error: a\.csv:1: no column 'text'", absent=PARTIALS),
+    Case("annotate failing after its first chunk removes the partial", LATE_ERROR,
+         ["annotate", "in.jsonl", "-m", MODEL, "-o", "out.csv", "--batch-size", "1"],
+         2, r"(?m)^error: in\.jsonl:12: invalid JSON", absent=PARTIALS),
+    Case("annotate into a folder under a file", {"a.txt": NEWS, "somefile.txt": "x\n"},
+         ["annotate", "a.txt", "-m", MODEL, "-o", "somefile.txt/out.csv"],
+         2, r"(?m)^error: somefile\.txt/out\.csv: cannot write there"),
+    Case("annotate into a folder that cannot be created", {"a.txt": NEWS},
+         ["annotate", "a.txt", "-m", MODEL, "-o", "/proc/cner-test/out.csv"],
+         2, r"(?m)^error: /proc/cner-test/out\.csv: cannot write there: "),
+    Case("annotate into a folder that cannot be written", {"a.txt": NEWS},
+         ["annotate", "a.txt", "-m", MODEL, "-o", "/proc/out.csv"],
+         2, r"(?m)^error: /proc/out\.csv: cannot write there: "),
+    Case("convert into a folder that cannot be written", {"dev.conll": ONE},
+         ["corpora", "convert", "dev.conll", "--to", "jsonl", "-o", "/proc/out.jsonl"],
+         2, r"(?m)^error: /proc/out\.jsonl: cannot write there: "),
+    Case("evaluate --json into a folder that cannot be written", {"dev.conll": DEV},
+         ["evaluate", "-m", MODEL, "dev.conll", "--json", "/proc/scores.json"],
+         2, r"(?m)^error: /proc/scores\.json: cannot write there: "),
+]
+
+
+@pytest.mark.parametrize("case", LATE_CASES, ids=str)
+def test_bad_input_ends_in_one_error_line(case, tmp_path, tiny_model):
+    lines = check_case(case, tmp_path, tiny_model).strip().splitlines()
+    assert [line for line in lines if line.lower().startswith("error")] == lines[-1:], lines
+
+
+def _full_device(path: Path) -> Path:
+    """A character device like /dev/full (every write: ENOSPC) at ``path``, so that a broken
+    run replaces nothing of the machine's; skips where device nodes cannot be made."""
+    import stat
+
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        with open(path, "w") as handle:
+            handle.write("x")
+            handle.flush()
+    except PermissionError:
+        pytest.skip("cannot make a device node here")
+    except OSError:
+        return path
+    pytest.skip("the device node does not behave as /dev/full")
+
+
+@pytest.mark.parametrize("command", [
+    ["annotate", "a.txt", "-m", MODEL, "-o", "full"],
+    ["annotate", "a.txt", "-m", MODEL, "-o", "full", "--to", "jsonl"],
+    ["corpora", "convert", "dev.conll", "--to", "jsonl", "-o", "full"],
+    ["evaluate", "-m", MODEL, "dev.conll", "--json", "full"],
+], ids=["annotate csv", "annotate jsonl", "convert", "evaluate --json"])
+def test_a_full_device_is_one_line_naming_it(tmp_path, tiny_model, command):
+    _full_device(tmp_path / "full")
+    (tmp_path / "a.txt").write_text(NEWS, "utf-8")
+    (tmp_path / "dev.conll").write_text(DEV, "utf-8")
+    argv = [str(tiny_model) if arg == MODEL else arg for arg in command]
+    code, output = run_cner(argv, tmp_path)
+    assert code == 2 and "Traceback" not in output, output
+    assert output.strip().splitlines()[-1] == ("error: full: cannot write there: No space left "
+                                               "on device"), output
+    assert (tmp_path / "full").is_char_device(), "the device was replaced"
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "dev.conll", "full"]
+
+
+def test_an_interrupted_job_keeps_its_partial_and_a_failed_one_does_not(tmp_path, tiny_model):
+    from cner.errors import InputError
+    from cner.inference.annotate import annotate_files
+    from cner.inference.tagger import Tagger
+
+    tagger = Tagger.load(tiny_model, precision="fp32")
+    src = tmp_path / "a.txt"
+    src.write_text("张伟在北京大学工作。\n" * 20, "utf-8")
+    out = tmp_path / "out.csv"
+    original = tagger.pipe
+    for failure, kept in ((Interrupted, True), (InputError("bad"), False),
+                          (KeyboardInterrupt, True)):
+        calls = []
+
+        def failing(texts, _failure=failure, **kwargs):
+            calls.append(1)
+            if len(calls) > 1:
+                raise _failure
+            return original(texts, **kwargs)
+
+        tagger.pipe = failing
+        with pytest.raises(BaseException):
+            annotate_files([src], tagger, output=out, batch_size=1, progress=False)
+        partials = {p.name for p in tmp_path.iterdir()} - {"a.txt"}
+        assert partials == ({"out.csv.partial", "out.csv.partial.json"} if kept else set())
+    tagger.pipe = original
+    report = annotate_files([src], tagger, output=out, batch_size=1, resume=True,
+                            progress=False)
+    assert (report.resumed, report.documents) == (8, 20)
+    with pytest.raises(Exception, match="batch_size must be an integer from 1"):
+        annotate_files([src], tagger, output=tmp_path / "x.csv", batch_size=sys.maxsize)
