@@ -257,7 +257,8 @@ def classifier_dir(tmp_path_factory):
 
 
 def test_predict_uses_the_id_column_like_annotate(tmp_path, classifier_dir):
-    (tmp_path / "rows.csv").write_text("id,key,text\nr7,k1,酒店很干净\nr9,k2,房间脏\n", "utf-8")
+    rows = "id,key,text\nr7,k1,酒店很干净\nr9,k2,房间脏\n"
+    (tmp_path / "rows.csv").write_text(rows, "utf-8")
     (tmp_path / "rows.jsonl").write_text('{"id": "j1", "text": "很好"}\n', "utf-8")
     (tmp_path / "plain.csv").write_text("text\n酒店很干净\n房间脏\n", "utf-8")
     model = str(classifier_dir)

@@ -2,6 +2,7 @@
 ``checkpoints/latest`` pointer was lost. Command-line cases use the catalogue's format."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -108,3 +109,126 @@ def test_resume_with_no_checkpoint_at_all_says_so(tiny_model, tmp_path):
     case = Case("resume before the first checkpoint", {}, ["train", "--resume", "run", "-q"], 2,
                 r"has not reached its first checkpoint")
     check_case(case, tmp_path)
+
+
+# -- resuming a damaged run: one line naming the file (issue 12) --------------------------------
+
+class _Payload:
+    """Pickles as a call to os.mkdir: loading it must be refused, never run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.path,))
+
+
+def _with_payload(path: Path, workdir: Path) -> None:
+    import torch
+
+    state = torch.load(path, weights_only=True)
+    state["extra"] = _Payload(workdir / "payload-ran")
+    torch.save(state, path)
+
+
+def _cut(path: Path, size: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+
+
+def _broken_middle_line(path: Path) -> None:
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    path.write_text(lines[0] + '{"event": "train", "step": \n' + "".join(lines[1:]), "utf-8")
+
+
+STEP = "checkpoints/step-00000010/"
+DAMAGE = {  # what is damaged, how, and the error's words after the file's name
+    "truncated weights": (STEP + "model.safetensors", lambda p, w: _cut(p, 100), ""),
+    "truncated trainer state": (STEP + "trainer.pt", lambda p, w: _cut(p, 100),
+                                ": cannot read the checkpoint"),
+    "empty trainer state": (STEP + "trainer.pt", lambda p, w: _cut(p, 0),
+                            ": cannot read the checkpoint"),
+    "trainer state with a pickle payload": (STEP + "trainer.pt", _with_payload,
+                                            ": refused: torch's restricted unpickler loads "
+                                            "tensors and plain data"),
+    "corrupt metrics.jsonl": ("metrics.jsonl", lambda p, w: _broken_middle_line(p),
+                              ":2: is not a cner metrics event"),
+}
+
+
+@pytest.mark.parametrize("name", DAMAGE)
+def test_resume_of_a_damaged_run_is_one_line_naming_the_file(name, tiny_model, tmp_path):
+    relative, damage, message = DAMAGE[name]
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model.parent, run)
+    damage(run / relative, tmp_path)
+    case = Case(f"resume: {name}", {}, ["train", "--resume", "run", "-q"], 2,
+                rf"^error: (.* )?{re.escape(f'run/{relative}{message}')}",
+                unchanged=tuple(_run_files(run)))
+    output = check_case(case, tmp_path)
+    assert len(output.strip().splitlines()) == 1, output
+    assert not (tmp_path / "payload-ran").exists()
+
+
+def test_resume_drops_a_torn_last_line_of_the_metrics(tiny_model, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model.parent, run)
+    with open(run / "metrics.jsonl", "ab") as handle:
+        handle.write(b'{"event": "train", "st')  # a kill -9 in the middle of a write
+    case = Case("resume after a torn write", {}, ["train", "--resume", "run", "-q"], 0,
+                r"stopped: completed, 10 steps", unchanged=())
+    check_case(case, tmp_path)
+    assert b'"st\n' not in (run / "metrics.jsonl").read_bytes()
+
+
+# -- a run that fails before its first checkpoint leaves nothing behind --------------------------
+
+def _failing_saves(monkeypatch, failure: BaseException, after: int = 0) -> None:
+    from cner.training.checkpoints import Checkpointer
+
+    save, calls = Checkpointer.save, []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > after:
+            raise failure
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpointer, "save", failing)
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("disk on fire"), KeyboardInterrupt()],
+                         ids=["crash", "interrupt"])
+def test_a_run_failing_before_its_first_checkpoint_leaves_nothing(failure, monkeypatch,
+                                                                   tmp_path):
+    from reliability_catalogue import run_cner
+
+    argv = [*TRAIN[:-3], "-o", "runs/new", "-q", "--set", "training.max_steps=2",
+            "--set", "training.eval_every=2", "--set", "training.threads=1"]
+    (tmp_path / "mine").mkdir()
+    for output_dir in ("runs/new", "mine"):  # a new directory, and an existing empty one
+        argv[argv.index("-o") + 1] = output_dir
+        with monkeypatch.context() as patch:
+            _failing_saves(patch, failure)
+            code, output = run_cner(argv, tmp_path)
+        assert code != 0, output
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"], output
+        assert list((tmp_path / "mine").iterdir()) == []
+    code, output = run_cner(argv, tmp_path)  # the same command simply runs again
+    assert code == 0, output
+
+
+def test_a_run_failing_after_its_first_checkpoint_is_kept_to_resume(monkeypatch, tmp_path):
+    from reliability_catalogue import run_cner
+
+    argv = [*TRAIN, "--set", "training.max_steps=4", "--set", "training.eval_every=2",
+            "--set", "training.threads=1"]
+    with monkeypatch.context() as patch:
+        _failing_saves(patch, KeyboardInterrupt(), after=1)
+        code, output = run_cner(argv, tmp_path)
+    assert code == 130, output
+    assert (tmp_path / "run" / "checkpoints" / "step-00000002" / "trainer.pt").is_file()
+    code, output = run_cner(["train", "--resume", "run", "-q"], tmp_path)
+    assert code == 0 and "stopped: completed, 4 steps" in output, output

@@ -67,7 +67,8 @@ def run_options(func):
                      help="Override a config key by dotted path; repeatable."),
         click.option("--resume", type=click.Path(file_okay=False, exists=True),
                      help="Continue the run in this directory from its last checkpoint."),
-        click.option("--overwrite", is_flag=True, help="Replace an existing cner run in --output."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace an existing cner run in --output."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]):
         func = option(func)
