@@ -78,6 +78,10 @@ def pretrained_encoder(name: str) -> nn.Module:
 
     if (Path(name) / META).is_file():
         return cner_encoder(name)
+    from cner.models.encoderdir import is_bilstm_dir, load_bilstm_encoder
+
+    if is_bilstm_dir(name):  # a BiLSTM pre-trained by cner pretrain (a BERT loads below)
+        return load_bilstm_encoder(name)
     try:
         encoder, info = AutoModel.from_pretrained(name, use_safetensors=True,
                                                   trust_remote_code=False,

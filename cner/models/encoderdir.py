@@ -1,0 +1,371 @@
+"""The directory ``cner pretrain`` writes: a pre-trained encoder any cner task starts from.
+
+Files:
+
+* ``model.safetensors``: for a BERT, ``BertForMaskedLM``'s weights under its names
+  (``bert.*``, ``cls.predictions.*``; the output layer is tied to the input embeddings), so
+  ``AutoModelForMaskedLM.from_pretrained(DIR)`` loads the masked LM and ``AutoModel`` the
+  encoder; for the BiLSTM, the encoder's weights (cner-only, like its ``config.json``).
+* ``cner_mlm_head.safetensors``: what ``model.safetensors`` does not hold: the BiLSTM's
+  output layer, the sentence-order / next-sentence head (if trained).
+* ``config.json`` (``architectures: [BertForMaskedLM]``, or the BiLSTM's sizes), ``vocab.txt``,
+  ``tokenizer.json``, ``tokenizer_config.json`` (`cner.models.tokenizer`: one token per
+  character for ``AutoTokenizer``), ``cner_pretrain.json`` (what text, how it was masked, steps,
+  characters, the held-out MLM loss and accuracy, versions) and the model card ``README.md``.
+
+Every task config accepts the directory as ``model.encoder: DIR`` (`cner.models.encoders`
+loads the BERT with ``AutoModel``, the BiLSTM with `load_bilstm_encoder`), with its
+vocabulary. The directory is written under a temporary name and renamed into place.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+import shutil
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cner.encoding.vocab import CharVocab
+from cner.errors import ModelError
+from cner.fileio import atomic_write
+
+WEIGHTS = "model.safetensors"
+HEAD_WEIGHTS = "cner_mlm_head.safetensors"
+CONFIG = "config.json"
+VOCAB = "vocab.txt"
+TOKENIZER = "tokenizer.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
+INFO = "cner_pretrain.json"
+CARD = "README.md"
+BERT_PREFIX = "bert."
+HEAD_PREFIX = "cls.predictions."
+CNER_ONLY = ("a cner-only encoder (character BiLSTM): transformers has no class for it; use it "
+             "as model.encoder in a cner config")
+
+
+def _tokenizer_functions():
+    try:  # the module that owns tokenizer.json (cner.models.hub before it was split)
+        from cner.models.tokenizer import build_tokenizer, tokenizer_config
+    except ImportError:  # pragma: no cover - an older layout of cner.models
+        from cner.models.hub import build_tokenizer, tokenizer_config
+    return build_tokenizer, tokenizer_config
+
+
+def write_tokenizer(vocab: CharVocab, max_length: int, directory: Path) -> None:
+    """``vocab.txt``, ``tokenizer.json`` and ``tokenizer_config.json`` in ``directory``."""
+    build_tokenizer, tokenizer_config = _tokenizer_functions()
+    vocab.save(directory / VOCAB)
+    with atomic_write(directory / TOKENIZER) as handle:
+        handle.write(build_tokenizer(vocab).to_str(pretty=False))
+    with atomic_write(directory / TOKENIZER_CONFIG) as handle:
+        handle.write(json.dumps(tokenizer_config(vocab, max_length), ensure_ascii=False,
+                                indent=1))
+
+
+# --- weights -----------------------------------------------------------------------------------
+
+def split_state(model) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(model.safetensors, cner_mlm_head.safetensors)`` tensors of a `MaskedLanguageModel`."""
+    from cner.models.mlm import BERT_HEAD
+
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    main: dict[str, torch.Tensor] = {}
+    head: dict[str, torch.Tensor] = {}
+    bert = model.kind == BERT_HEAD
+    for name, tensor in state.items():
+        if name.startswith("encoder."):
+            key = name[len("encoder."):]
+            if key.startswith("pooler."):
+                continue
+            main[(BERT_PREFIX if bert else "") + key] = tensor
+        elif bert and name.startswith("transform."):
+            main[HEAD_PREFIX + name] = tensor
+        elif bert and name == "bias":
+            main[HEAD_PREFIX + "bias"] = tensor
+        elif bert and name == "decoder.weight":
+            main[HEAD_PREFIX + "decoder.weight"] = tensor
+        else:
+            head[name] = tensor
+    return main, head
+
+
+def _write(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def load_head(model, directory: Path, *, pair_only: bool = False) -> None:
+    """Load ``cner_mlm_head.safetensors`` (if any) into ``model``'s head: the BiLSTM's output
+    layer and, when both have one, the pair head (``pair_only``: that alone)."""
+    from safetensors.torch import load_file
+
+    path = Path(directory) / HEAD_WEIGHTS
+    if not path.is_file():
+        return
+    saved = load_file(str(path))
+    own = model.state_dict()
+    wanted = {k: v for k, v in saved.items() if k in own and (
+        not pair_only or k.startswith("pair_head."))}
+    for key, tensor in wanted.items():
+        if tuple(own[key].shape) != tuple(tensor.shape):
+            raise ModelError(f"{path}: {key} is {tuple(tensor.shape)}, the model's is "
+                             f"{tuple(own[key].shape)}")
+    model.load_state_dict(wanted, strict=False)
+
+
+# --- config.json -------------------------------------------------------------------------------
+
+def config_values(model) -> dict:
+    from cner.models.mlm import BERT_HEAD
+
+    cner = {"task": "masked-lm", "written_by": "cner pretrain",
+            "use_with": "model.encoder: DIR in any cner config"}
+    if model.kind != BERT_HEAD:
+        values = asdict(model.encoder.config)
+        values.update(architectures=["CnerBiLSTM"], cner_only=CNER_ONLY, cner=cner)
+        return values
+    config = copy.deepcopy(model.encoder.config)
+    config.architectures = ["BertForMaskedLM"]
+    config.tie_word_embeddings = model.tied
+    values = config.to_diff_dict()
+    values["tie_word_embeddings"] = model.tied
+    values["cner"] = cner
+    return values
+
+
+def is_bilstm_dir(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a BiLSTM encoder written by ``cner pretrain``."""
+    from cner.models.bilstm import MODEL_TYPE
+
+    path = Path(directory) / CONFIG
+    if not path.is_file() or (Path(directory) / "cner_model.json").is_file():
+        return False
+    try:
+        return json.loads(path.read_text("utf-8")).get("model_type") == MODEL_TYPE
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_bilstm_encoder(directory: str | Path) -> nn.Module:
+    """The BiLSTM encoder of a ``cner pretrain`` directory, with its weights."""
+    from safetensors.torch import load_file
+
+    from cner.models.bilstm import BiLSTMConfig, BiLSTMEncoder
+
+    directory = Path(directory)
+    try:
+        values = json.loads((directory / CONFIG).read_text("utf-8"))
+        names = {f.name for f in fields(BiLSTMConfig)}
+        encoder = BiLSTMEncoder(BiLSTMConfig.from_dict(
+            {k: v for k, v in values.items() if k in names}))
+        state = load_file(str(directory / WEIGHTS))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelError(f"cannot load the BiLSTM encoder in {directory}: {exc}") from None
+    own = encoder.state_dict()
+    for key, tensor in state.items():
+        if key in own and tuple(own[key].shape) != tuple(tensor.shape):
+            raise ModelError(f"{directory / WEIGHTS}: {key} is {tuple(tensor.shape)}, its "
+                             f"config.json makes it {tuple(own[key].shape)}")
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"{directory / WEIGHTS} does not fit the encoder in its config.json: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return encoder
+
+
+# --- the directory -----------------------------------------------------------------------------
+
+def _umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    umask = _umask()
+    for child in tmp.iterdir():
+        os.chmod(child, 0o666 & ~umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    old = None
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def save_encoder_dir(model, vocab: CharVocab, directory: str | Path, *, max_length: int,
+                     info: dict) -> Path:
+    """Write the encoder directory (see the module docstring); ``info`` goes to
+    ``cner_pretrain.json`` and the model card."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    rows = model.encoder.get_input_embeddings().num_embeddings
+    if len(vocab) > rows:
+        raise ModelError(f"the vocabulary has {len(vocab):,} tokens but the encoder's "
+                         f"embedding has {rows:,} rows")
+    values = config_values(model)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        main, head = split_state(model)
+        _write(main, tmp / WEIGHTS)
+        if head:
+            _write(head, tmp / HEAD_WEIGHTS)
+        with atomic_write(tmp / CONFIG) as handle:
+            handle.write(json.dumps(values, indent=1, ensure_ascii=False))
+        write_tokenizer(vocab, max_length, tmp)
+        with atomic_write(tmp / INFO) as handle:
+            handle.write(json.dumps(info, indent=1, ensure_ascii=False))
+        with atomic_write(tmp / CARD) as handle:
+            handle.write(encoder_card(info, values))
+        _replace_dir(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def update_info(directory: str | Path, **changes) -> dict:
+    """Rewrite ``cner_pretrain.json`` and the card with ``changes`` (the run's totals, known
+    only when it ends)."""
+    directory = Path(directory)
+    info = json.loads((directory / INFO).read_text("utf-8"))
+    info.update(changes)
+    values = json.loads((directory / CONFIG).read_text("utf-8"))
+    with atomic_write(directory / INFO) as handle:
+        handle.write(json.dumps(info, indent=1, ensure_ascii=False))
+    with atomic_write(directory / CARD) as handle:
+        handle.write(encoder_card(info, values))
+    return info
+
+
+# --- the model card ----------------------------------------------------------------------------
+
+def _f(value, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def encoder_card(info: dict, config: dict, *, ref: str = "path/to/encoder") -> str:
+    """``README.md`` of an encoder directory, from ``cner_pretrain.json``'s values."""
+    bilstm = config.get("model_type") == "cner-bilstm"
+    arch = info.get("architecture", {})
+    masking = info.get("masking", {})
+    metrics = info.get("metrics") or {}
+    lines = ["---", "language: zh", f"library_name: {'cner' if bilstm else 'transformers'}",
+             "pipeline_tag: fill-mask", "tags:", "- cner", "- chinese", "- fill-mask",
+             "- masked-lm"] + (["- bilstm"] if bilstm else ["- bert"]) + ["---", ""]
+    lines += ["# cner pre-trained character encoder (masked LM)", ""]
+    if bilstm:
+        lines += ["**A cner-only encoder** (character BiLSTM): transformers has no class for "
+                  "it. Fine-tune it with cner (below).", ""]
+    lines += ["## Model", ""]
+    if bilstm:
+        lines.append(f"- Character BiLSTM: embeddings {arch.get('embedding_size')}, hidden "
+                     f"{arch.get('hidden_size')} (both directions), {arch.get('num_layers')} "
+                     f"layer(s); a linear masked-LM layer.")
+    else:
+        lines.append(f"- {arch.get('encoder', 'bert')} transformer: hidden "
+                     f"{arch.get('hidden_size')}, {arch.get('num_layers')} layer(s), "
+                     f"{arch.get('num_heads')} attention heads, feed-forward "
+                     f"{arch.get('intermediate_size')}, {arch.get('max_position_embeddings')} "
+                     "positions; BERT's masked-LM head (output layer tied to the embeddings).")
+    source = info.get("initialised_from")
+    lines.append(f"- Initialised from `{source}` (continued pre-training)." if source else
+                 "- Trained from random initialisation.")
+    lines.append(f"- Vocabulary: {arch.get('vocab_size', 0):,} tokens, one per character "
+                 f"(look-up: lower-case {'on' if info.get('lowercase') else 'off'}, full-width "
+                 f"to half-width {'on' if info.get('halfwidth') else 'off'}).")
+    lines.append("")
+    lines += ["## Pre-training", ""]
+    strategy = masking.get("strategy", "wwm")
+    how = {"wwm": "whole-word masking (jieba words selected whole)",
+           "char": "character masking",
+           "span": f"span masking (SpanBERT: geometric span lengths in words, p = "
+                   f"{masking.get('span_p')}, at most {masking.get('span_max')} words)"}
+    lines += [f"- Objective: masked LM, {how.get(strategy, strategy)}; "
+              f"{_pct(masking.get('ratio', 0.15))} of the positions selected, of those "
+              f"{_pct(masking.get('mask_prob', 0.8))} `[MASK]`, "
+              f"{_pct(masking.get('random_prob', 0.1))} a random character, the rest unchanged; "
+              "a new mask every epoch."]
+    pair = info.get("pair_objective", "none")
+    if pair != "none":
+        lines.append("- Plus " + ("sentence-order prediction (SOP)" if pair == "sop" else
+                                  "next-sentence prediction (NSP)") + " on the `[CLS]` state.")
+    lines += [f"- Sequences of {info.get('max_length')} positions, lines of a document packed "
+              "together (never two documents in one sequence).",
+              _steps_line(info), ""]
+    lines += ["## Text", ""]
+    texts = info.get("text") or []
+    if texts:
+        lines += ["| file | SHA-256 | characters | lines | documents |", "|---|---|---|---|---|"]
+        lines += [f"| `{t['path']}` | `{t['sha256']}` | {t['characters']:,} | {t['lines']:,} | "
+                  f"{t['documents']:,} |" for t in texts]
+        lines.append("")
+    lines += [f"{info.get('characters', 0):,} characters in {info.get('sequences', 0):,} "
+              f"sequences; {info.get('held_out', 0):,} sequences held out for evaluation.", ""]
+    lines += ["## Results (held-out text, at the saved step)", ""]
+    if metrics:
+        lines.append(f"MLM loss {_f(metrics.get('mlm_loss'))}, MLM accuracy "
+                     f"{_f(metrics.get('mlm_accuracy'))} ({int(metrics.get('masked', 0)):,} "
+                     "masked positions)"
+                     + (f"; {pair.upper()} accuracy {_f(metrics.get('pair_accuracy'))}"
+                        if "pair_accuracy" in metrics else "") + ".")
+    else:
+        lines.append("Not evaluated (no text was held out).")
+    lines.append("")
+    if info.get("command"):
+        lines += ["## How it was made", "", "```sh", shlex.join(info["command"]), "```", ""]
+    if info.get("versions"):
+        lines += ["| package | version |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in info["versions"].items()]
+        lines.append("")
+    lines += ["## Use", "", "Fine-tune it with any cner task:", "", "```sh",
+              f"cner train --config configs/msra-small-cpu.yaml --set model.encoder={ref}",
+              f"cner sentiment train --set model.encoder={ref}",
+              f"cner pretrain --config configs/pretrain-small.yaml --text more.txt --from {ref} "
+              "-o runs/more",
+              "```", ""]
+    if not bilstm:
+        lines += ["With transformers:", "", "```python",
+                  "from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline", "",
+                  f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(ref)})",
+                  f"model = AutoModelForMaskedLM.from_pretrained({json.dumps(ref)})",
+                  'fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)',
+                  'fill("北京是中国的首[MASK]。")', "```", "",
+                  "`AutoModel.from_pretrained` gives the encoder alone (its pooler was never "
+                  "trained: cner's heads read the `[CLS]` state).", ""]
+    lines += ["## Files", "", "`model.safetensors`, "
+              + ("`cner_mlm_head.safetensors`, " if bilstm or pair != "none" else "")
+              + "`config.json`, `vocab.txt`, `tokenizer.json`, `tokenizer_config.json`, "
+              "`cner_pretrain.json` (this card's facts, machine-readable)."]
+    return "\n".join(lines) + "\n"
+
+
+def _steps_line(info: dict) -> str:
+    if "steps" not in info:
+        line = "- Steps: the run had not ended when this was written"
+    else:
+        line = (f"- Steps: {info.get('best_step', info['steps']):,} (the saved model) of "
+                f"{info['steps']:,} run")
+        if info.get("trained_characters"):
+            line += f"; {info['trained_characters']:,} characters trained on"
+        if info.get("seconds"):
+            line += f" in {info['seconds'] / 60:.1f} minutes"
+    if info.get("precision"):
+        line += f"; precision {info['precision']}"
+    return line + "."
+
+
+def _pct(value) -> str:
+    return f"{value * 100:g}%"
