@@ -66,6 +66,8 @@ def _register() -> None:
                     make_group("sentiment", "chnsenticorp"), make_group("glue", None),
                     push_command, info_command):
         main.add_command(command)
+    from cner.cli.pretrain import register
+    register(main)  # pretrain, vocab build, corpora text
 
 
 _register()
