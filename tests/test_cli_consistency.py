@@ -240,20 +240,20 @@ def test_annotate_frame_keeps_every_document_under_its_index(tagger):
 
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory):
-    from cner.config import load_config
-    from cner.tasks.classification import train_classifier
-
+    """A tiny sentiment model, trained through the command line."""
     tmp = tmp_path_factory.mktemp("senti")
-    rows = [("酒店很干净服务好", "pos"), ("房间脏价格贵", "neg")] * 5
-    train = tmp / "train.tsv"
-    train.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), "utf-8")
-    cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", [
-        f"data.train={train}", f"data.dev={train}", "data.test=null", "data.max_length=32",
-        "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2",
-        "model.intermediate_size=64", "training.precision=fp32", "training.threads=1",
-        "training.epochs=1", "training.batch_size=5"])
-    run_dir, _ = train_classifier(cfg, output=tmp / "run", progress=False)
-    return run_dir / "model"
+    reviews = "".join(f"{text}\t{label}\n" for text, label in
+                      [("酒店很干净服务好", "pos"), ("房间脏价格贵", "neg")] * 5)
+    (tmp / "train.tsv").write_text("text\tlabel\n" + reviews, "utf-8")
+    settings = ["data.test=null", "data.max_length=32", "model.hidden_size=32",
+                "model.num_layers=1", "model.num_heads=2", "model.intermediate_size=64",
+                "training.threads=1", "training.epochs=1", "training.batch_size=5"]
+    code, output = run_cner(["sentiment", "train", "--train", "train.tsv", "--dev", "train.tsv",
+                             "-c", str(ROOT / "configs" / "tiny-cpu.yaml"), "-o", "run", "-q",
+                             "--device", "cpu", "--precision", "fp32",
+                             *[arg for key in settings for arg in ("--set", key)]], tmp)
+    assert code == 0, output
+    return tmp / "run" / "model"
 
 
 def test_predict_uses_the_id_column_like_annotate(tmp_path, classifier_dir):

@@ -428,6 +428,18 @@ def test_a_full_device_is_one_line_naming_it(tmp_path, tiny_model, command):
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "dev.conll", "full"]
 
 
+def _failing_from_the_second_call(function, failure: BaseException | type):
+    import itertools
+
+    calls = itertools.count()
+    return lambda *args, **kwargs: (function(*args, **kwargs) if next(calls) == 0
+                                    else _raise(failure))
+
+
+def _raise(failure: BaseException | type):
+    raise failure
+
+
 def test_an_interrupted_job_keeps_its_partial_and_a_failed_one_does_not(tmp_path, tiny_model):
     from cner.errors import InputError
     from cner.inference.annotate import annotate_files
@@ -440,15 +452,7 @@ def test_an_interrupted_job_keeps_its_partial_and_a_failed_one_does_not(tmp_path
     original = tagger.pipe
     for failure, kept in ((Interrupted, True), (InputError("bad"), False),
                           (KeyboardInterrupt, True)):
-        calls = []
-
-        def failing(texts, _failure=failure, **kwargs):
-            calls.append(1)
-            if len(calls) > 1:
-                raise _failure
-            return original(texts, **kwargs)
-
-        tagger.pipe = failing
+        tagger.pipe = _failing_from_the_second_call(original, failure)
         with pytest.raises(BaseException):
             annotate_files([src], tagger, output=out, batch_size=1, progress=False)
         partials = {p.name for p in tmp_path.iterdir()} - {"a.txt"}
