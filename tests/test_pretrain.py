@@ -407,3 +407,41 @@ def test_read_documents_splits_on_blank_lines(tmp_path):
     path = tmp_path / "docs.txt"
     path.write_text("一\n二\n\n  \n三\r\n四  \n\n", "utf-8")
     assert list(read_documents([path])) == [["一", "二"], ["三", "四"]]
+
+
+def test_from_continues_a_hub_style_bert_with_its_vocabulary_and_head(tmp_path, sample_lines,
+                                                                       sample_text):
+    """A directory laid out as a hub BERT (``save_pretrained``, a WordPiece vocab.txt with
+    [unusedN] slots and ##pieces) is continued with its own vocabulary and pre-trained head."""
+    from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
+
+    from cner.encoding.masking import replacement_ids
+    from cner.models.mlm import mlm_from_pretrained
+
+    chars = sorted(set("".join(sample_lines)) - {" "})
+    tokens = ["[PAD]", "[unused1]", "[unused2]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars,
+              *(f"##{c}" for c in chars[:50]), "the"]
+    hub = tmp_path / "hub-bert"
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(tokens), hidden_size=32, num_hidden_layers=1,
+                               num_attention_heads=2, intermediate_size=64)).save_pretrained(hub)
+    (hub / "vocab.txt").write_text("\n".join(tokens) + "\n", "utf-8")
+    hf = AutoModelForMaskedLM.from_pretrained(str(hub))
+    ours = mlm_from_pretrained(str(hub))
+    assert ours.tied
+    torch.testing.assert_close(ours.bias, hf.cls.predictions.bias)
+    torch.testing.assert_close(ours.transform.dense.weight,
+                               hf.cls.predictions.transform.dense.weight)
+    vocab = CharVocab.load(hub / "vocab.txt")
+    assert all(len(vocab.tokens[i]) == 1 for i in replacement_ids(vocab))
+
+    result = CliRunner().invoke(main, [
+        "pretrain", "--text", str(sample_text), "--from", str(hub), "-o", str(tmp_path / "run"),
+        "-q", "--set", "training.max_steps=3", "--set", "training.precision=fp32",
+        "--set", "data.max_length=64", "--set", "pretrain.eval_fraction=0.05"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "run" / "model"
+    assert (out / "vocab.txt").read_text("utf-8") == (hub / "vocab.txt").read_text("utf-8")
+    info = json.loads((out / "cner_pretrain.json").read_text("utf-8"))
+    assert info["initialised_from"] == str(hub) and info["steps"] == 3
+    assert AutoModelForMaskedLM.from_pretrained(str(out)).config.vocab_size == len(tokens)

@@ -61,10 +61,12 @@ def special_ids(vocab: CharVocab) -> np.ndarray:
 
 
 def replacement_ids(vocab: CharVocab) -> np.ndarray:
-    """Ids a random replacement draws from: every token that is a character (not a special
-    token, not a reserved slot)."""
+    """Ids a random replacement draws from: every token that is one character (not a special
+    token or reserved slot, nor a hub vocabulary's word piece such as ``##的`` or ``the``,
+    which cner's one-id-per-character input never holds)."""
     specials = set(special_ids(vocab).tolist())
-    ids = np.array([i for i in range(len(vocab)) if i not in specials], dtype=np.int64)
+    ids = np.array([i for i, tok in enumerate(vocab.tokens) if i not in specials
+                    and len(tok) == 1], dtype=np.int64)
     if not len(ids):
         raise ValueError("the vocabulary has no characters to draw random replacements from")
     return ids

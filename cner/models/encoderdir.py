@@ -330,8 +330,9 @@ def encoder_card(info: dict, config: dict, *, ref: str = "path/to/encoder") -> s
         lines += ["| package | version |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in info["versions"].items()]
         lines.append("")
+    ner_config = "msra-small-cpu" if bilstm else "msra-small-bert-cpu"
     lines += ["## Use", "", "Fine-tune it with any cner task:", "", "```sh",
-              f"cner train --config configs/msra-small-cpu.yaml --set model.encoder={ref}",
+              f"cner train --config configs/{ner_config}.yaml --set model.encoder={ref}",
               f"cner sentiment train --set model.encoder={ref}",
               f"cner pretrain --config configs/pretrain-small.yaml --text more.txt --from {ref} "
               "-o runs/more",
@@ -360,8 +361,10 @@ def _steps_line(info: dict) -> str:
                 f"{info['steps']:,} run")
         if info.get("trained_characters"):
             line += f"; {info['trained_characters']:,} characters trained on"
-        if info.get("seconds"):
-            line += f" in {info['seconds'] / 60:.1f} minutes"
+        seconds = info.get("seconds")
+        if seconds:
+            line += (f" in {seconds / 60:.1f} minutes" if seconds >= 60 else
+                     f" in {seconds:.0f} seconds")
     if info.get("precision"):
         line += f"; precision {info['precision']}"
     return line + "."
