@@ -219,8 +219,9 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
     compiles for large inputs (see `AUTO_COMPILE_MIN_FLOPS`).
 
     ``format`` defaults from the output suffix (one naming no format is an `InputError`),
-    else CSV. ``batch_size`` (windows per model call) defaults to the tagger's. See the module
-    docstring for inputs, ids and ``resume``.
+    else CSV. ``batch_size`` (windows per model call, 1 to `MAX_BATCH_SIZE`) defaults to the
+    tagger's. See the module docstring for inputs, ids, ``resume`` and what a failed job
+    leaves behind.
     """
     inputs = [os.fspath(p) for p in
               ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
@@ -447,9 +448,9 @@ def _run(inputs: list[str], tagger: Tagger, target, fmt: str, resume: bool,
     started = time.perf_counter()
     stats = dict.fromkeys(_PROGRESS, 0)
     stats["chunk_size"] = batch_size * 8
+    bar = _progress_bar(inputs, progress)
     sink = _open_sink(target, fmt, name, stats, resume, lambda: _job(inputs, tagger, options))
     resumed, resumed_chars = stats["documents"], stats["chars"]
-    bar = _progress_bar(inputs, progress)
     documents = all_documents(inputs, text_column=options["text_column"],
                               id_column=options["id_column"], errors=options["errors"])
     try:
