@@ -1,0 +1,420 @@
+"""The HTTP API (FastAPI): ``POST /v1/ner``, ``POST /v1/classify``, ``GET /v1/models``,
+``GET /healthz``, ``GET /readyz``, ``GET /metrics``; the OpenAPI page at ``/docs``.
+
+Every request body is read here, within ``Limits.max_body_bytes`` (413 past it, before the
+rest is read), parsed as JSON and checked against the request's schema (422 naming the
+field: ``texts[2]: Input should be a valid string``); texts are checked for their count and
+length (413 with the limit) and for lone surrogates (422: such a string is not Unicode text
+and could not be written back as UTF-8). Offsets are Python string indices (Unicode code
+points), end exclusive, as in ``cner annotate``: ``text[start:end] == entity.text``.
+
+With an API key, the ``/v1/`` routes need ``Authorization: Bearer KEY`` (401 otherwise,
+compared in constant time); ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI page stay
+open, as probes and scrapers expect. Every error body is ``{"detail": "one line"}``, plus
+``"field"`` (and ``"errors"``, one per problem) for a 422.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cner.inference.writers import entity_dict
+from cner.serving.batcher import Batcher, BatcherError, item_chars
+from cner.serving.metrics import ServerMetrics
+from cner.serving.registry import ServedModel
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may hold (413 past any of them)."""
+
+    max_body_bytes: int = 1 << 20
+    max_texts: int = 4096
+    max_text_chars: int = 100_000
+
+
+class ApiError(Exception):
+    """An answer other than 200: ``status``, a one-line ``detail``, the ``field`` at fault."""
+
+    def __init__(self, status: int, detail: str, *, field: str | None = None,
+                 errors: list[dict] | None = None, headers: dict | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.field = status, detail, field
+        self.errors, self.headers = errors, headers
+
+    def response(self) -> JSONResponse:
+        body: dict = {"detail": self.detail}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.errors:
+            body["errors"] = self.errors
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+# -- request and response schemas (the OpenAPI page shows them) ------------------------------
+
+class NerRequest(BaseModel):
+    """``text`` (one text) or ``texts`` (a list); ``model``: a served NER model's name."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"texts": ["张伟在北京大学工作。", "李娜去了上海。"]},
+                     {"text": "张伟在北京大学工作。", "model": "default"}]})
+    text: str | None = Field(None, description="One text; the answer's `entities` is a list.")
+    texts: list[str] | None = Field(None, description="Texts; `entities` is a list per text.")
+    model: str | None = Field(None, description="Model name (default: the first NER model).")
+
+
+class ClassifyRequest(BaseModel):
+    """``text`` (with an optional ``text_pair``) or ``texts`` (with optional ``text_pairs``,
+    one per text, for sentence-pair models)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"texts": ["这家酒店很干净，服务也好。"]},
+                     {"text": "还款日怎么改", "text_pair": "如何修改还款日期"}]})
+    text: str | None = Field(None, description="One text; the answer has `prediction`.")
+    text_pair: str | None = Field(None, description="The second sentence of a pair.")
+    texts: list[str] | None = Field(None, description="Texts; the answer has `predictions`.")
+    text_pairs: list[str] | None = Field(None, description="Second sentences, one per text.")
+    model: str | None = Field(None, description="Model name (default: the first classifier).")
+
+
+class EntityOut(BaseModel):
+    start: int = Field(description="Offset of the first character (code points).")
+    end: int = Field(description="Offset after the last character (exclusive).")
+    label: str
+    text: str = Field(description="text[start:end]")
+    score: float = Field(description="Mean CRF marginal probability of the entity's tags.")
+
+
+class NerResponse(BaseModel):
+    model: str
+    entities: list[EntityOut] | list[list[EntityOut]]
+
+
+class PredictionOut(BaseModel):
+    label: str | float | list[str]
+    probabilities: dict[str, float]
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    prediction: PredictionOut | None = None
+    predictions: list[PredictionOut] | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    field: str | None = None
+
+
+ERRORS = {code: {"model": ErrorOut} for code in (401, 413, 422, 500, 503)}
+
+
+def _body_doc(schema: type[BaseModel]) -> dict:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": schema.model_json_schema()}}}}
+
+
+# -- reading a request -------------------------------------------------------------------------
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to pass ``limit`` bytes."""
+    too_large = ApiError(413, f"the request body is over the limit of {limit} bytes "
+                              "(--max-body-bytes)")
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise ApiError(400, "Content-Length is not a number")
+        if int(length) > limit:
+            raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse(body: bytes, schema: type[BaseModel]):
+    """The body as ``schema``; 422 naming the field otherwise."""
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                       field="body") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(422, f"the body is not valid JSON ({exc.msg}: line {exc.lineno} "
+                            f"column {exc.colno})", field="body") from None
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(422, f"the body is not valid JSON ({exc})", field="body") from None
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"field": _field(e["loc"]), "message": e["msg"]}
+                  for e in exc.errors(include_url=False, include_input=False)]
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ApiError(422, f"{first['field']}: {first['message']}{more}",
+                       field=first["field"], errors=errors) from None
+
+
+def _field(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def one_or_many(one: str | None, many: list[str] | None, name: str) -> tuple[list[str], bool]:
+    """The texts of a request and whether it gave one (``name``) rather than a list."""
+    if (one is None) == (many is None):
+        both = "both" if one is not None else "neither"
+        raise ApiError(422, f"give either {name!r} (one text) or {name + 's'!r} (a list of "
+                            f"texts); the request has {both}", field=name)
+    return ([one], True) if one is not None else (many, False)
+
+
+def check_texts(texts: list[str], single: bool, limits: Limits, name: str = "text") -> None:
+    if len(texts) > limits.max_texts:
+        raise ApiError(413, f"{len(texts)} texts in one request; the limit is "
+                            f"{limits.max_texts} (--max-texts)", field=name + "s")
+    for i, text in enumerate(texts):
+        where = name if single else f"{name}s[{i}]"
+        if len(text) > limits.max_text_chars:
+            raise ApiError(413, f"{where} has {len(text)} characters; the limit is "
+                                f"{limits.max_text_chars} (--max-text-chars)", field=where)
+        if not text.isascii() and (bad := LONE_SURROGATE.search(text)):
+            raise ApiError(422, f"{where} holds a lone surrogate U+{ord(bad.group()):04X} at "
+                                f"offset {bad.start()}, which is not a character", field=where)
+
+
+# -- the application ---------------------------------------------------------------------------
+
+class Service:
+    """What the routes share: the models, the batcher, the limits, the metrics."""
+
+    def __init__(self, models: dict[str, ServedModel], batcher: Batcher, limits: Limits,
+                 metrics: ServerMetrics) -> None:
+        self.models, self.batcher, self.limits, self.metrics = models, batcher, limits, metrics
+
+    def pick(self, name: str | None, task: str) -> ServedModel:
+        if name is None:
+            for model in self.models.values():
+                if model.task == task:
+                    return model
+            raise ApiError(404, f"no {task} model is served here; the models are: "
+                                f"{_listing(self.models)}")
+        model = self.models.get(name)
+        if model is None:
+            raise ApiError(422, f"no model named {name!r}; the models are: "
+                                f"{_listing(self.models)}", field="model")
+        if model.task != task:
+            route = "/v1/ner" if model.task == "ner" else "/v1/classify"
+            raise ApiError(422, f"model {name!r} is a {model.task} model; send it to {route}",
+                           field="model")
+        return model
+
+    async def run(self, model: ServedModel, items: list) -> list:
+        if not items:
+            return []
+        if not self.batcher.ready.is_set() and self.batcher.error is None:
+            raise ApiError(503, "the models are still loading; retry when /readyz answers 200",
+                           headers={"Retry-After": "1"})
+        try:
+            return await self.batcher.run(model.name, items, sum(map(item_chars, items)))
+        except BatcherError as exc:
+            headers = {"Retry-After": "1"} if exc.status == 503 else None
+            raise ApiError(exc.status, str(exc), headers=headers) from None
+
+
+def _listing(models: dict[str, ServedModel]) -> str:
+    return ", ".join(f"{name} ({model.task})" for name, model in models.items())
+
+
+def create_app(models: dict[str, ServedModel], batcher: Batcher, *, limits: Limits = Limits(),
+               api_key: str | None = None, metrics: ServerMetrics | None = None,
+               close_timeout: float = 30.0) -> FastAPI:
+    """The application; starting it (its lifespan) starts ``batcher``, stopping it finishes
+    the queued requests and ends the model thread (waiting at most ``close_timeout``
+    seconds)."""
+    from cner import __version__
+
+    metrics = metrics or batcher.metrics or ServerMetrics()
+    service = Service(models, batcher, limits, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        batcher.start()
+        yield
+        await asyncio.to_thread(batcher.close, close_timeout)
+
+    app = FastAPI(title="cner", version=__version__, lifespan=lifespan,
+                  description="Chinese named-entity recognition and text classification. "
+                              "Offsets are Unicode code points, end exclusive.")
+    app.state.service = service
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _add_error_handlers(app)
+    auth = [Depends(_auth(api_key))] if api_key else []
+    _add_model_routes(app, service, auth)
+    _add_probe_routes(app, service)
+    return app
+
+
+def _auth(api_key: str):
+    bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer API_KEY")
+    expected = api_key.encode("utf-8")
+
+    async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        # headers arrive decoded as Latin-1: back to their bytes, to compare with the key's
+        given = (credentials.credentials if credentials is not None else "").encode("latin-1")
+        if credentials is None or not hmac.compare_digest(given, expected):
+            what = "a missing" if credentials is None else "a wrong"
+            raise ApiError(401, f"{what} API key: send the header 'Authorization: Bearer KEY'",
+                           headers={"WWW-Authenticate": "Bearer"})
+    return check
+
+
+def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
+    limits = service.limits
+
+    @app.post("/v1/ner", response_model=NerResponse, responses=ERRORS, tags=["models"],
+              dependencies=auth, openapi_extra=_body_doc(NerRequest),
+              summary="Entities of one text or of many")
+    async def ner(request: Request):
+        req = parse(await read_body(request, limits.max_body_bytes), NerRequest)
+        texts, single = one_or_many(req.text, req.texts, "text")
+        check_texts(texts, single, limits)
+        model = service.pick(req.model, "ner")
+        docs = [[entity_dict(e) for e in doc] for doc in await service.run(model, texts)]
+        return JSONResponse({"model": model.name, "entities": docs[0] if single else docs})
+
+    @app.post("/v1/classify", response_model=ClassifyResponse, responses=ERRORS,
+              tags=["models"], dependencies=auth, openapi_extra=_body_doc(ClassifyRequest),
+              summary="Label and every label's probability, of texts or sentence pairs")
+    async def classify(request: Request):
+        req = parse(await read_body(request, limits.max_body_bytes), ClassifyRequest)
+        items, single = _classify_items(req, limits)
+        model = service.pick(req.model, "classification")
+        predictions = [{"label": list(p.label) if isinstance(p.label, tuple) else p.label,
+                        "probabilities": p.probabilities}
+                       for p in await service.run(model, items)]
+        body = {"prediction": predictions[0]} if single else {"predictions": predictions}
+        return JSONResponse({"model": model.name, **body})
+
+    @app.get("/v1/models", tags=["models"], dependencies=auth, responses=ERRORS,
+             summary="The served models: task, labels, scheme, encoder, training metrics")
+    async def list_models():
+        defaults = {}
+        for model in service.models.values():
+            defaults.setdefault(model.task, model.name)
+        return JSONResponse({"models": [m.describe() for m in service.models.values()],
+                             "defaults": defaults})
+
+
+def _classify_items(req: ClassifyRequest, limits: Limits) -> tuple[list, bool]:
+    texts, single = one_or_many(req.text, req.texts, "text")
+    if single and req.text_pairs is not None:
+        raise ApiError(422, "text_pairs goes with texts; with one text give text_pair",
+                       field="text_pairs")
+    if not single and req.text_pair is not None:
+        raise ApiError(422, "text_pair goes with text; with texts give text_pairs",
+                       field="text_pair")
+    check_texts(texts, single, limits)
+    pairs = [req.text_pair] if single and req.text_pair is not None else req.text_pairs
+    if pairs is None:
+        return texts, single
+    if len(pairs) != len(texts):
+        raise ApiError(422, f"text_pairs has {len(pairs)} texts for {len(texts)} texts; give "
+                            "one per text", field="text_pairs")
+    check_texts(pairs, single, limits, "text_pair")
+    return list(zip(texts, pairs)), single
+
+
+def _add_probe_routes(app: FastAPI, service: Service) -> None:
+    batcher = service.batcher
+
+    @app.get("/healthz", tags=["probes"], summary="Alive (the process answers)")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"], summary="Every model loaded and warmed up")
+    async def readyz():
+        if batcher.error is not None:
+            return JSONResponse({"status": "failed", "detail": batcher.error}, status_code=503)
+        if batcher.draining:
+            return JSONResponse({"status": "shutting down"}, status_code=503)
+        if not batcher.ready.is_set():
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return {"status": "ready", "models": list(service.models)}
+
+    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics (text format)")
+    async def metrics():
+        body, content_type = service.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request, exc: ApiError):
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request, exc: RequestValidationError):
+        errors = [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return ApiError(422, f"{first['field']}: {first['message']}", field=first["field"],
+                        errors=errors).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request, exc: Exception):
+        import logging
+
+        logging.getLogger("cner.serving").error("unexpected error", exc_info=exc)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"},
+                            status_code=500)
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request: path, method, status, latency, requests in flight (a plain
+    ASGI middleware: no body buffering, no extra task)."""
+
+    def __init__(self, app, metrics: ServerMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.in_flight.dec()
+            self.metrics.observe_request(scope.get("path", ""), scope.get("method", ""),
+                                         status[0], time.perf_counter() - started)
