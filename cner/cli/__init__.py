@@ -68,6 +68,8 @@ def _register() -> None:
         main.add_command(command)
     from cner.cli.pretrain import register
     register(main)  # pretrain, vocab build, corpora text
+    from cner.cli.serve import serve_command
+    main.add_command(serve_command)  # cner serve (the serve extra)
 
 
 _register()
