@@ -335,3 +335,11 @@ def test_train_file_alone_is_evaluated_on_a_hold_out_of_itself(tmp_path):
     saved = (tmp_path / "run" / "cner_config.yaml").read_text("utf-8")
     assert "sample" not in saved, saved
     assert "dev_fraction: 0.1" in saved and "dev: null" in saved and "test: null" in saved
+
+
+def test_config_names_the_corpus_formats_data_reads():
+    """config sits below data, so it names the formats itself: the two lists must agree."""
+    from cner.config.checks import CORPUS_FORMATS
+    from cner.data.formats import FORMATS
+
+    assert CORPUS_FORMATS == tuple(FORMATS)

@@ -408,7 +408,7 @@ def test_predict_frame_reads_a_missing_text_as_empty(classifier_dir):
 
 @needs_spacy
 def test_convert_to_spacy_writes_a_docbin(tmp_path):
-    from cner.integrations.spacy import docbin_docs
+    from cner.data.spacy_docbin import docbin_docs
 
     report = convert_corpus(SAMPLE / "dev.conll", tmp_path / "dev.spacy", to="spacy")
     expected = read_corpus(SAMPLE / "dev.conll").examples
@@ -423,7 +423,7 @@ def test_convert_to_spacy_writes_a_docbin(tmp_path):
 
 @needs_spacy
 def test_convert_to_spacy_counts_what_does_not_align_and_flattens_nested(tmp_path):
-    from cner.integrations.spacy import docbin_docs
+    from cner.data.spacy_docbin import docbin_docs
 
     write(tmp_path / "c.jsonl", json.dumps({"id": "d1", "text": "张 伟在北京大学", "entities": [
         {"start": 1, "end": 3, "label": "PER"},  # starts on a space: no token starts there

@@ -66,6 +66,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "pretrain.masking": ("wwm", "char", "span"),  # cner.encoding.masking.STRATEGIES
     "pretrain.pair_objective": ("none", "sop", "nsp"),  # cner.encoding.packing.PAIR_OBJECTIVES
 }
+# The corpus formats cner.data.formats reads, named here because config sits below data (a
+# test checks the two lists agree).
+CORPUS_FORMATS = ("conll", "cluener", "jsonl")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # [CLS], one character, [SEP]; a sentence pair needs [CLS] a [SEP] b [SEP] with one of each.
 MIN_LENGTH, MIN_PAIR_LENGTH = 3, 5
@@ -88,9 +91,7 @@ def _did_you_mean(value: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
-    from cner.data.formats import FORMATS
-
-    return {**CHOICES, "data.format": ("auto", *FORMATS)}
+    return {**CHOICES, "data.format": ("auto", *CORPUS_FORMATS)}
 
 
 def check_values(cfg: Config) -> Config:

@@ -137,7 +137,7 @@ def repair_note(path: str, count: int, lines: list[int], *, listed: int = 10) ->
             f"(line{'s' if len(lines) != 1 else ''} {shown}), as conlleval does")
 
 
-# A format cner writes but does not read: a spaCy DocBin (binary; `cner.integrations.spacy`).
+# A format cner writes but does not read: a spaCy DocBin (binary; `cner.data.spacy_docbin`).
 SPACY = "spacy"
 
 
@@ -155,14 +155,12 @@ def write_corpus(examples: Iterable[Example], handle: IO, *, format: str,
                  scheme: str = "bio") -> int | None:
     """Write ``examples`` to ``handle`` in ``format``. ``spacy`` writes a ``DocBin`` to a
     binary handle and returns the number of entities left out because they do not align to
-    spaCy's tokens (`cner.integrations.spacy.examples_to_docbin`); the other formats return
+    spaCy's tokens (`cner.data.spacy_docbin.examples_to_docbin`); the other formats return
     None."""
     if check_target(format) == SPACY:
-        from cner.integrations import require_spacy
+        from cner.data.spacy_docbin import examples_to_docbin, require_spacy
 
         require_spacy("--to spacy")
-        from cner.integrations.spacy import examples_to_docbin
-
         result = examples_to_docbin(examples)
         handle.write(result.docbin.to_bytes())
         return result.dropped
@@ -199,7 +197,7 @@ def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
     the report's ``unaligned``; nested ones are flattened as for column files.
     """
     if check_target(to) == SPACY:
-        from cner.integrations import require_spacy
+        from cner.data.spacy_docbin import examples_to_docbin, require_spacy
 
         require_spacy("--to spacy")
         if target is None:
