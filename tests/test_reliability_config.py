@@ -337,9 +337,12 @@ def test_train_file_alone_is_evaluated_on_a_hold_out_of_itself(tmp_path):
     assert "dev_fraction: 0.1" in saved and "dev: null" in saved and "test: null" in saved
 
 
-def test_config_names_the_corpus_formats_data_reads():
-    """config sits below data, so it names the formats itself: the two lists must agree."""
-    from cner.config.checks import CORPUS_FORMATS
+def test_config_names_the_formats_and_tasks_data_reads():
+    """config sits below data, so it names the corpus formats and the registered tasks (with
+    their kinds) itself: the lists must agree."""
+    from cner.config.checks import CORPUS_FORMATS, TASK_KINDS
     from cner.data.formats import FORMATS
+    from cner.data.task_registry import TASKS
 
     assert CORPUS_FORMATS == tuple(FORMATS)
+    assert TASK_KINDS == {name: spec.kind for name, spec in TASKS.items()}

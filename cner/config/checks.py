@@ -69,6 +69,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # The corpus formats cner.data.formats reads, named here because config sits below data (a
 # test checks the two lists agree).
 CORPUS_FORMATS = ("conll", "cluener", "jsonl")
+# The registered classification tasks (cner.data.task_registry.TASKS) and their kinds.
+TASK_KINDS = {"chnsenticorp": "single", "chnsenticorp_htl": "single", "afqmc": "pair",
+              "sst2": "single", "mrpc": "pair"}
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # [CLS], one character, [SEP]; a sentence pair needs [CLS] a [SEP] b [SEP] with one of each.
 MIN_LENGTH, MIN_PAIR_LENGTH = 3, 5
@@ -118,12 +121,9 @@ def _check_tables(cfg: Config) -> None:
             raise _bad(key, "one of " + ", ".join(choices), value, _did_you_mean(value, choices))
     if not DEVICE.fullmatch(cfg.training.device):
         raise _bad("training.device", "auto, cpu, cuda or cuda:N", cfg.training.device)
-    if cfg.classify.task is not None:
-        from cner.data.task_registry import TASKS
-
-        if cfg.classify.task not in TASKS:
-            raise _bad("classify.task", "one of " + ", ".join(TASKS) + " or null",
-                       cfg.classify.task, _did_you_mean(cfg.classify.task, list(TASKS)))
+    if cfg.classify.task is not None and cfg.classify.task not in TASK_KINDS:
+        raise _bad("classify.task", "one of " + ", ".join(TASK_KINDS) + " or null",
+                   cfg.classify.task, _did_you_mean(cfg.classify.task, list(TASK_KINDS)))
 
 
 def _check_names(cfg: Config) -> None:
@@ -160,7 +160,5 @@ def _check_window(cfg: Config) -> None:
 
 def _is_pair(cfg: Config) -> bool:
     if cfg.classify.task is not None:
-        from cner.data.task_registry import TASKS
-
-        return TASKS[cfg.classify.task].kind == "pair"
+        return TASK_KINDS[cfg.classify.task] == "pair"
     return cfg.classify.kind == "pair"
