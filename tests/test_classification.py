@@ -169,3 +169,19 @@ def test_predict_frame_and_missing_column(tmp_path):
     assert torch.allclose(torch.tensor((frame.prob_0 + frame.prob_1).values), torch.ones(3, dtype=torch.float64), atol=1e-4)
     with pytest.raises(InputError, match="review"):
         clf.predict_frame(pd.DataFrame({"review": ["x"]}), text_column="text")
+
+
+@pytest.mark.parametrize("kind", ["single", "pair"])
+def test_bilstm_encoder_classifies_single_texts_and_pairs(tmp_path, kind):
+    """The BiLSTM takes the segment ids a classifier passes (and ignores them)."""
+    if kind == "single":
+        rows, header, extra = [[t, 1] for t in POS] + [[t, 0] for t in NEG], ["text", "label"], []
+    else:
+        rows = [[a, b, 1] for a, b in zip(POS, POS[1:] + POS[:1])] + \
+               [[a, b, 0] for a, b in zip(POS, NEG)]
+        header, extra = ["text", "text2", "label"], ["classify.text_pair_column=text2"]
+    train = _write(tmp_path / "train.tsv", header, rows)
+    cfg = _tiny(tmp_path, train, f"classify.kind={kind}", "model.encoder=bilstm",
+                "model.hidden_size=32", "model.embedding_size=32", "training.epochs=30", *extra)
+    _, result = train_classifier(cfg, output=tmp_path / "run", progress=False)
+    assert result.best_metrics["accuracy"] >= 0.9, result.best_metrics

@@ -55,9 +55,12 @@ class BiLSTMEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None) -> SimpleNamespace:
+                inputs_embeds: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> SimpleNamespace:
         """Args: ``input_ids`` long ``(B, S)`` or ``inputs_embeds`` float ``(B, S, E)``;
-        ``attention_mask`` ``(B, S)``, 1 on real positions, right-padded.
+        ``attention_mask`` ``(B, S)``, 1 on real positions, right-padded. ``token_type_ids``
+        (a sentence pair's segments, passed by classifiers as to any BERT) is ignored: the
+        [SEP] between the texts is what the BiLSTM sees of the pair.
         Returns ``last_hidden_state`` float ``(B, S, H)`` (zeros on padding); the tagger
         applies its own dropout to it."""
         if inputs_embeds is None:
