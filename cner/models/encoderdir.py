@@ -34,46 +34,34 @@ from torch import nn
 from cner.encoding.vocab import CharVocab
 from cner.errors import ModelError
 from cner.fileio import atomic_write
+from cner.models.modeldir import CARD, TOKENIZER, TOKENIZER_CONFIG, VOCAB, WEIGHTS
+from cner.models.modeldir import ENCODER_CONFIG as CONFIG
+from cner.models.tokenizer import save_tokenizer
 
-WEIGHTS = "model.safetensors"
+# The two MLM heads (cner.models.mlm): BertForMaskedLM's, and a linear one for the BiLSTM.
+BERT_HEAD, LINEAR_HEAD = "bert", "linear"
+
+# The file names a model directory uses too (cner.models.modeldir owns them), and the two
+# an encoder directory adds: its MLM head's weights and what pre-training recorded.
 HEAD_WEIGHTS = "cner_mlm_head.safetensors"
-CONFIG = "config.json"
-VOCAB = "vocab.txt"
-TOKENIZER = "tokenizer.json"
-TOKENIZER_CONFIG = "tokenizer_config.json"
 INFO = "cner_pretrain.json"
-CARD = "README.md"
 BERT_PREFIX = "bert."
 HEAD_PREFIX = "cls.predictions."
 CNER_ONLY = ("a cner-only encoder (character BiLSTM): transformers has no class for it; use it "
              "as model.encoder in a cner config")
 
 
-def _tokenizer_functions():
-    try:  # the module that owns tokenizer.json (cner.models.hub before it was split)
-        from cner.models.tokenizer import build_tokenizer, tokenizer_config
-    except ImportError:  # pragma: no cover - an older layout of cner.models
-        from cner.models.hub import build_tokenizer, tokenizer_config
-    return build_tokenizer, tokenizer_config
-
-
 def write_tokenizer(vocab: CharVocab, max_length: int, directory: Path) -> None:
     """``vocab.txt``, ``tokenizer.json`` and ``tokenizer_config.json`` in ``directory``."""
-    build_tokenizer, tokenizer_config = _tokenizer_functions()
     vocab.save(directory / VOCAB)
-    with atomic_write(directory / TOKENIZER) as handle:
-        handle.write(build_tokenizer(vocab).to_str(pretty=False))
-    with atomic_write(directory / TOKENIZER_CONFIG) as handle:
-        handle.write(json.dumps(tokenizer_config(vocab, max_length), ensure_ascii=False,
-                                indent=1))
+    save_tokenizer(vocab, max_length, tokenizer=directory / TOKENIZER,
+                   config=directory / TOKENIZER_CONFIG)
 
 
 # --- weights -----------------------------------------------------------------------------------
 
 def split_state(model) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(model.safetensors, cner_mlm_head.safetensors)`` tensors of a `MaskedLanguageModel`."""
-    from cner.models.mlm import BERT_HEAD
-
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     main: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}
@@ -123,8 +111,6 @@ def load_head(model, directory: Path, *, pair_only: bool = False) -> None:
 # --- config.json -------------------------------------------------------------------------------
 
 def config_values(model) -> dict:
-    from cner.models.mlm import BERT_HEAD
-
     cner = {"task": "masked-lm", "written_by": "cner pretrain",
             "use_with": "model.encoder: DIR in any cner config"}
     if model.kind != BERT_HEAD:

@@ -26,8 +26,7 @@ from torch.nn import functional as F
 
 from cner.encoding.masking import IGNORE
 from cner.errors import ModelError
-
-BERT_HEAD, LINEAR_HEAD = "bert", "linear"
+from cner.models.encoderdir import BERT_HEAD, LINEAR_HEAD
 
 
 def is_transformers_encoder(encoder: nn.Module) -> bool:
