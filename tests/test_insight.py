@@ -232,3 +232,205 @@ def test_calibration_edges():
 
     assert cal.scored_predictions([gold], [[E(0, 2, "PER", 0.9), E(3, 5, "ORG", 0.4)]]) == [
         (0.9, True), (0.4, False)]
+
+
+# -- pictures, report and the command line -----------------------------------------------------
+
+def check_png(data: bytes) -> None:
+    import io
+
+    from matplotlib import image
+
+    assert data[:8] == PNG_MAGIC
+    pixels = image.imread(io.BytesIO(data), format="png")
+    assert pixels.ndim == 3 and pixels.shape[0] > 50 and pixels.shape[1] > 50
+
+
+class PageParser(HTMLParser):
+    """Collects the tags, the ``src``/``href`` values and unclosed elements of a page."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.tags: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.links += [v for k, v in attrs if k in ("src", "href") and v]
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, (tag, self.open[-5:])
+        self.open.pop()
+
+
+def test_train_writes_curves_png(tmp_path):
+    code, output = run_cner(["train", "--train", str(SAMPLE / "train.conll"), "--dev",
+                             str(SAMPLE / "dev.conll"), "-o", "run", *TINY], tmp_path)
+    assert code == 0, output
+    curves = tmp_path / "run" / "curves.png"
+    assert f"curves: {Path('run') / 'curves.png'}" in output
+    check_png(curves.read_bytes())
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert any(e["event"] == "eval" and e.get("per_type") for e in events)
+
+
+def test_train_without_matplotlib_says_so_in_one_line(tmp_path, tiny_model, monkeypatch, capsys):
+    from cner.cli.insight import write_run_curves
+    from cner.insight import plots
+
+    (tmp_path / "metrics.jsonl").write_bytes((tiny_model.parent / "metrics.jsonl").read_bytes())
+    monkeypatch.setattr(plots, "have_matplotlib", lambda: False)
+    write_run_curves(tmp_path)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "cner[plots]"' in err
+    assert not (tmp_path / "curves.png").exists()
+    monkeypatch.undo()
+    (tmp_path / "metrics.jsonl").unlink()
+    write_run_curves(tmp_path)  # no log: a note, not a failure
+    assert "note: no curves.png" in capsys.readouterr().err
+
+
+def test_evaluate_prints_the_calibration(tmp_path, tiny_model):
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "dev.conll")],
+                            tmp_path)
+    assert code == 0, output
+    assert "micro avg" in output and "expected calibration error" in output
+    assert re.search(r"best F1 [\d.]+ at --min-score [\d.]+", output)
+
+
+def test_evaluate_errors_and_examples(tmp_path, tiny_model):
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "dev.conll"),
+                             "--errors", "--examples", "errors.jsonl", "--json", "s.json"],
+                            tmp_path)
+    assert code == 0, output
+    assert "gold entities, by what the model made of each" in output and "spurious" in output
+    figures = json.loads((tmp_path / "s.json").read_text("utf-8"))
+    errors = figures["errors"]
+    gold = errors["gold"]["overall"]
+    assert gold["total"] == figures["support"]
+    assert gold["correct"] / max(errors["predicted"]["overall"]["total"], 1) == pytest.approx(
+        figures["precision"])
+    rows = [json.loads(line) for line in
+            (tmp_path / "errors.jsonl").read_text("utf-8").splitlines()]
+    assert len(rows) == errors["events"] > 0
+    for row in rows:
+        assert row["kind"] != "correct"
+        assert row["context"] == f"{row['left']}【{row['middle']}】{row['right']}"
+        for side in ("gold", "predicted"):
+            if row[side]:
+                assert row[side]["text"] in row["middle"]
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "dev.conll"),
+                             "--examples", str(SAMPLE / "dev.conll")], tmp_path)
+    assert code == 2 and "error:" in output and len(output.strip().splitlines()) == 1
+
+
+def test_evaluate_probe(tmp_path, tiny_model):
+    test = read_corpus(SAMPLE / "test.conll").examples
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "test.conll"),
+                             "--probe", "names", "--types", "PER", "--seed", "1", "--train",
+                             str(SAMPLE / "train.conll"), "--json", "s.json"], tmp_path)
+    assert code == 0, output
+    assert "memorisation probe (names, seed 1)" in output and "F1 after" in output
+    probe = json.loads((tmp_path / "s.json").read_text("utf-8"))["probe"]
+    assert probe["types"] == ["PER"] and probe["sources"] == {"PER": "made-up names"}
+    assert probe["replaced"] == sum(s.label == "PER" for ex in test for s in ex.spans)
+    assert [t for t, row in probe["per_type"].items() if row["probed"]] == ["PER"]
+    (tmp_path / "m.tsv").write_text("LOC\t火星基地\n", "utf-8")
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "test.conll"),
+                             "--probe", "names", "--types", "LOC", "--mentions", "m.tsv",
+                             "--json", "s.json"], tmp_path)
+    assert code == 0, output
+    probe = json.loads((tmp_path / "s.json").read_text("utf-8"))["probe"]
+    assert probe["sources"] == {"LOC": "the given list"}
+    assert {x["after"] for x in probe["examples"]} == {"火星基地"}
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "test.conll"),
+                             "--types", "PER"], tmp_path)
+    assert code == 2 and output.strip() == ("error: --types only tune the probe: add --probe "
+                                            "names")
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "test.conll"),
+                             "--probe", "names", "--types", "ORG"], tmp_path)
+    assert code == 2 and "nothing to replace ORG" in output
+
+
+def test_evaluate_report_is_one_self_contained_page(tmp_path, tiny_model):
+    import base64
+
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "test.conll"),
+                             "--probe", "names", "--report", "report"], tmp_path)
+    assert code == 0, output
+    page = (tmp_path / "report" / "report.html").read_text("utf-8")
+    parser = PageParser()
+    parser.feed(page)
+    parser.close()
+    assert parser.open == []
+    assert {"html", "table", "img", "mark"} <= parser.tags
+    assert not {"script", "link", "iframe", "object"} & parser.tags
+    assert "http://" not in page and "https://" not in page and "url(" not in page
+    images = [link for link in parser.links if link.startswith("data:image/png;base64,")]
+    assert len(images) == len(parser.links) == 4  # outcomes x2, confusion, reliability
+    for link in images:
+        check_png(base64.b64decode(link.split(",", 1)[1]))
+    for title in ("Scores", "Errors", "Entity scores", "Memorisation probe",
+                  "The sentences with the most errors"):
+        assert f"<h2>{title}</h2>" in page
+    figures = json.loads((tmp_path / "report" / "report.json").read_text("utf-8"))
+    assert set(figures) >= {"scores", "errors", "calibration", "probe"}
+
+
+def test_evaluate_report_without_matplotlib_is_one_line(tmp_path, tiny_model, monkeypatch):
+    from cner.insight import plots
+
+    monkeypatch.setattr(plots, "have_matplotlib", lambda: False)
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "test.conll"),
+                             "--report", "report"], tmp_path)
+    assert code == 2 and output.strip() == ('error: pictures need matplotlib, which is not '
+                                            'installed: pip install "cner[plots]"')
+    assert not (tmp_path / "report").exists()
+
+
+def test_annotate_min_score_drops_the_entities_below_it(tmp_path, tiny_model):
+    test = read_corpus(SAMPLE / "test.conll").examples
+    (tmp_path / "test.txt").write_text("".join(ex.text + "\n" for ex in test), "utf-8")
+
+    def annotate(*extra):
+        code, output = run_cner(["annotate", "test.txt", "-m", str(tiny_model), "-o", "o.jsonl",
+                                 "--no-compile", *extra], tmp_path)
+        assert code == 0, output
+        return [json.loads(line)["entities"] for line in
+                (tmp_path / "o.jsonl").read_text("utf-8").splitlines()]
+
+    every = annotate()
+    scores = sorted(e["score"] for ents in every for e in ents)
+    assert len(scores) >= 4, "the tiny model found too few entities to compare"
+    threshold = scores[len(scores) // 2]
+    kept = annotate("--min-score", str(threshold))
+    assert kept == [[e for e in ents if e["score"] >= threshold] for ents in every]
+    assert 0 < sum(map(len, kept)) < len(scores)
+    code, output = run_cner(["annotate", "test.txt", "-m", str(tiny_model), "-o", "o.jsonl",
+                             "--min-score", "0.5", "--resume"], tmp_path)
+    assert code == 2 and "--min-score cannot be combined with --resume" in output
+    code, output = run_cner(["annotate", "test.txt", "-m", str(tiny_model), "--min-score",
+                             "1.5"], tmp_path)
+    assert code == 2 and "1.5" in output
+
+
+def test_the_best_threshold_evaluate_names_is_what_annotate_min_score_gives(tmp_path,
+                                                                               tiny_model):
+    test = read_corpus(SAMPLE / "test.conll").examples
+    code, output = run_cner(["evaluate", "-m", str(tiny_model), str(SAMPLE / "test.conll")],
+                            tmp_path)
+    assert code == 0, output
+    best = re.search(r"best F1 ([\d.]+) at --min-score ([\d.]+)", output)
+    (tmp_path / "test.txt").write_text("".join(ex.text + "\n" for ex in test), "utf-8")
+    code, output = run_cner(["annotate", "test.txt", "-m", str(tiny_model), "-o", "o.jsonl",
+                             "--no-compile", "--min-score", best.group(2)], tmp_path)
+    assert code == 0, output
+    predicted = [[Span(e["start"], e["end"], e["label"]) for e in json.loads(line)["entities"]]
+                 for line in (tmp_path / "o.jsonl").read_text("utf-8").splitlines()]
+    scores = entity_scores([ex.spans for ex in test], predicted, [len(ex.text) for ex in test])
+    assert f"{scores['f1']:.4f}" == best.group(1)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from cner.cli.insight import insight_options
 from cner.cli.options import (BATCH_SIZE, FORMAT_CHOICE, FORMAT_HELP, LENIENT_HELP, MODEL_HELP,
                               TOKEN_SUFFIX_CHOICE, TOKEN_SUFFIX_HELP, UsageError, check_device,
                               device_options, format_alias_note, model_files, output_format,
@@ -95,6 +96,9 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
                                     progress=not quiet)
     echo_train_result(run_dir, result, format_scores)
     click.echo(f"model: {run_dir / 'model'}")
+    from cner.cli.insight import write_run_curves
+
+    write_run_curves(run_dir)
 
 
 @click.command("evaluate")
@@ -113,29 +117,37 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
 @click.option("--token-suffix", type=TOKEN_SUFFIX_CHOICE, default="auto", show_default=True,
               help=TOKEN_SUFFIX_HELP)
 @device_options()
+@insight_options
 def evaluate_command(data, model_dir, data_alias, fmt, json_out, batch_size, lenient,
-                     token_suffix, device, precision):
+                     token_suffix, device, precision, **insight):
     """Strict entity-level precision, recall and F1 per type, micro and macro averaged, of the
-    model on the labelled corpus DATA.
+    model on the labelled corpus DATA, and how well the entity scores predict correctness
+    (calibration error; precision and recall at score thresholds, for annotate --min-score).
 
     \b
     Example:
       cner evaluate --model runs/tiny/model corpora/sample/test.conll --json scores.json
+      cner evaluate -m runs/tiny/model test.conll --errors --examples errors.jsonl
+      cner evaluate -m runs/msra/model msra_test.conll --probe names --train msra_train.conll
+      cner evaluate -m runs/tiny/model test.conll --report report/   # report/report.html
     """
+    from cner.cli.insight import check_insight, echo_insight
     from cner.fileio import check_not_input, open_output
+    from cner.insight.evaluation import evaluate_corpus
     from cner.metrics import format_scores
-    from cner.tasks.ner import evaluate_ner
 
     data = positional_or_alias(data, data_alias, "DATA", "--data")
     check_not_input(json_out, [data, *model_files(model_dir)])
     check_device(device, precision)
-    scores = evaluate_ner(model_dir, data, format=fmt, batch_size=batch_size,
+    check_insight(insight, data, model_dir)
+    run = evaluate_corpus(model_dir, data, format=fmt, batch_size=batch_size,
                           mode="lenient" if lenient else "strict", token_suffix=token_suffix,
                           device=device, precision=precision)
-    click.echo(format_scores(scores))
+    click.echo(format_scores(run.scores))
+    extra = echo_insight(run, insight)  # --errors / --probe: their figures join the JSON
     if json_out:
         with open_output(json_out) as handle:
-            json.dump(scores, handle, indent=1)
+            json.dump({**run.scores, **extra}, handle, indent=1)
 
 
 @click.command("annotate")
@@ -155,13 +167,16 @@ def evaluate_command(data, model_dir, data_alias, fmt, json_out, batch_size, len
               show_default=True, help="Invalid UTF-8: fail with its location, or use U+FFFD.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from OUTPUT.partial (needs --output).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None,
+              help="Drop the entities scored below this (cner evaluate prints precision and "
+                   "recall at thresholds, and the one with the best F1).")
 @device_options()
 @click.option("--compile/--no-compile", "compile_model", default=None,
               help="Compile the encoder with TorchInductor first (15-60 s on CPU), then "
                    "annotate 1.05-1.2x faster.  [default: compile a transformer on CPU when "
                    "the input files are large enough to pay it back, e.g. 5 MB for bert-base]")
 def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, text_column,
-                     id_column, errors, resume, device, precision, compile_model):
+                     id_column, errors, resume, min_score, device, precision, compile_model):
     """Find the entities in each document of INPUT... (.txt: one document per line; .jsonl;
     .csv/.tsv; .parquet; .gz/.bz2/.xz of the text formats; - for standard input) and write
     CSV, TSV, JSON, JSONL or Parquet (from the --output suffix or --to).
@@ -178,7 +193,14 @@ def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, te
 
     fmt = output_format(to, format_alias)
     check_device(device, precision)  # here, so that the errors name the options
-    report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
+    tagger = model_dir
+    if min_score is not None:
+        from cner.cli.insight import min_score_tagger
+
+        tagger = min_score_tagger(model_dir, inputs, min_score=min_score, output=output,
+                                  resume=resume, device=device, precision=precision,
+                                  batch_size=batch_size, compile=compile_model)
+    report = annotate_files(inputs, tagger, output=output, format=fmt, batch_size=batch_size,
                             text_column=text_column, id_column=id_column, errors=errors,
                             resume=resume, device=device, precision=precision,
                             compile=compile_model)

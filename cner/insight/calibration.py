@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cner.inference.writers import SCORE_DECIMALS
 from cner.schemes import flatten_spans
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -32,11 +33,14 @@ def _f1(p: float, r: float) -> float:
 def scored_predictions(examples: Sequence, predicted: Sequence[Sequence]
                        ) -> list[tuple[float, bool]]:
     """``(score, correct)`` of every predicted entity (``Entity``: start, end, label, score)
-    against the examples' gold spans, flattened to the outermost as the scores are."""
+    against the examples' gold spans, flattened to the outermost as the scores are. Scores
+    are taken as `cner annotate` writes them (rounded to `SCORE_DECIMALS`), which is what
+    ``--min-score`` compares, so the threshold figures are exactly what it gives."""
     pairs = []
     for example, entities in zip(examples, predicted, strict=True):
         gold = {(s.start, s.end, s.label) for s in flatten_spans(list(example.spans))[0]}
-        pairs += [(float(e.score), (e.start, e.end, e.label) in gold) for e in entities]
+        pairs += [(round(float(e.score), SCORE_DECIMALS), (e.start, e.end, e.label) in gold)
+                  for e in entities]
     return pairs
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cner.data.example import Example
@@ -64,6 +64,7 @@ class ProbedCorpus:
     examples: list[Example]
     replacements: list[Replacement]
     skipped: int  # mentions of the chosen types left as they were (nested / overlapping)
+    sources: dict[str, str] = field(default_factory=dict)  # type -> where replacements came from
 
 
 def replaceable(span: Span, spans: Sequence[Span]) -> bool:
@@ -157,6 +158,12 @@ class MentionSource:
                 return name
         return name  # pragma: no cover - 100 seen names in a row
 
+    def kind(self, label: str) -> str:
+        """Where ``label``'s replacements come from, in words."""
+        if self.user.get(label):
+            return "the given list"
+        return "made-up names" if is_person_name_type(label) else "training mentions"
+
     def draw(self, label: str, mention: str) -> str:
         pool = self.user.get(label)
         if not pool and is_person_name_type(label):
@@ -191,7 +198,8 @@ def probe_corpus(examples: Sequence[Example], types: Sequence[str], *, seed: int
         replacements += [Replacement(index, before, example.text[before.start:before.end],
                                      after, new.text[after.start:after.end])
                          for before, after in pairs]
-    return ProbedCorpus(probed, replacements, skipped)
+    return ProbedCorpus(probed, replacements, skipped,
+                        {label: source.kind(label) for label in types})
 
 
 def default_types(labels: Sequence[str]) -> list[str]:
@@ -238,7 +246,7 @@ def probe_report(examples: Sequence[Example], probed: ProbedCorpus, before: Sequ
         a = scores_after["per_type"].get(label, {"f1": 0.0, "support": 0})
         per_type[label] = {"support": b["support"], "f1_before": b["f1"], "f1_after": a["f1"],
                            "change": a["f1"] - b["f1"], "probed": label in types}
-    return {"probe": probe, "types": list(types), "seed": seed,
+    return {"probe": probe, "types": list(types), "seed": seed, "sources": probed.sources,
             "replaced": len(probed.replacements), "skipped": probed.skipped,
             "found_before": sum(_found(before, r.index, r.before) for r in probed.replacements),
             "found_after": sum(_found(after, r.index, r.after) for r in probed.replacements),
@@ -251,9 +259,9 @@ def probe_report(examples: Sequence[Example], probed: ProbedCorpus, before: Sequ
 
 def format_probe(report: dict) -> str:
     """The probe's table for `cner evaluate`."""
-    types = ", ".join(report["types"])
+    sources = "; ".join(f"{label}: {kind}" for label, kind in report["sources"].items())
     lines = [f"memorisation probe ({report['probe']}, seed {report['seed']}): "
-             f"{report['replaced']} {types} mentions replaced by synthetic ones"
+             f"{report['replaced']} mentions replaced ({sources})"
              + (f", {report['skipped']} nested ones left as they were" if report["skipped"]
                 else "")]
     header = f"{'type':<16}{'support':>10}{'F1 before':>12}{'F1 after':>12}{'change':>10}"

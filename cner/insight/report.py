@@ -155,7 +155,9 @@ def probe_section(report: dict) -> str:
     examples = ", ".join(f"{x['before']} → {x['after']}" for x in report["examples"][:10])
     return ("<h2>Memorisation probe</h2>"
             f"<p>Every gold {_e(', '.join(report['types']))} mention of the corpus replaced by "
-            f"a synthetic one of the same type ({report['replaced']} mentions, seed "
+            "another of the same type ("
+            + _e("; ".join(f"{k}: {v}" for k, v in report["sources"].items()))
+            + f"; {report['replaced']} mentions, seed "
             f"{report['seed']}; {report['skipped']} nested ones left as they were). A model "
             "that learnt the test mentions by heart drops sharply; one that reads the context "
             f"keeps its F1. The replaced mentions found exactly: {report['found_before']} "

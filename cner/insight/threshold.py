@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from cner.inference.predictor import Entity
 from cner.inference.tagger import Tagger
+from cner.inference.writers import SCORE_DECIMALS
 
 
 def check_min_score(min_score: float) -> float:
@@ -18,8 +19,10 @@ def check_min_score(min_score: float) -> float:
 
 
 def keep_scored(entities: Sequence[Entity], min_score: float) -> list[Entity]:
-    """The entities scored at least ``min_score``."""
-    return [e for e in entities if e.score >= min_score]
+    """The entities scored at least ``min_score``, their scores taken as `cner annotate`
+    writes them (rounded to `SCORE_DECIMALS`), so that an entity written with score 0.4323
+    is kept at ``--min-score 0.4323``."""
+    return [e for e in entities if round(e.score, SCORE_DECIMALS) >= min_score]
 
 
 class MinScoreTagger(Tagger):
