@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shlex
-import shutil
-import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -34,9 +31,11 @@ from torch import nn
 from cner.encoding.vocab import CharVocab
 from cner.errors import ModelError
 from cner.fileio import atomic_write
-from cner.models.modeldir import CARD, TOKENIZER, TOKENIZER_CONFIG, VOCAB, WEIGHTS
+from cner.models.card import _fmt
+from cner.models.modeldir import CARD, TOKENIZER, TOKENIZER_CONFIG, VOCAB, WEIGHTS, new_dir
 from cner.models.modeldir import ENCODER_CONFIG as CONFIG
 from cner.models.tokenizer import save_tokenizer
+from cner.models.weights import load_state, misfit
 
 # The two MLM heads (cner.models.mlm): BertForMaskedLM's, and a linear one for the BiLSTM.
 BERT_HEAD, LINEAR_HEAD = "bert", "linear"
@@ -101,10 +100,9 @@ def load_head(model, directory: Path, *, pair_only: bool = False) -> None:
     own = model.state_dict()
     wanted = {k: v for k, v in saved.items() if k in own and (
         not pair_only or k.startswith("pair_head."))}
-    for key, tensor in wanted.items():
-        if tuple(own[key].shape) != tuple(tensor.shape):
-            raise ModelError(f"{path}: {key} is {tuple(tensor.shape)}, the model's is "
-                             f"{tuple(own[key].shape)}")
+    bad = misfit(own, wanted)
+    if bad:
+        raise ModelError(f"{path}: {bad[0]} is {bad[1]}, the model's is {bad[2]}")
     model.load_state_dict(wanted, strict=False)
 
 
@@ -154,42 +152,11 @@ def load_bilstm_encoder(directory: str | Path) -> nn.Module:
         state = load_file(str(directory / WEIGHTS))
     except (OSError, ValueError, TypeError) as exc:
         raise ModelError(f"cannot load the BiLSTM encoder in {directory}: {exc}") from None
-    own = encoder.state_dict()
-    for key, tensor in state.items():
-        if key in own and tuple(own[key].shape) != tuple(tensor.shape):
-            raise ModelError(f"{directory / WEIGHTS}: {key} is {tuple(tensor.shape)}, its "
-                             f"config.json makes it {tuple(own[key].shape)}")
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"{directory / WEIGHTS} does not fit the encoder in its config.json: "
-                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    load_state(encoder, directory / WEIGHTS, state=state)
     return encoder
 
 
 # --- the directory -----------------------------------------------------------------------------
-
-def _umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    umask = _umask()
-    for child in tmp.iterdir():
-        os.chmod(child, 0o666 & ~umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    old = None
-    if final.exists() or final.is_symlink():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
-
 
 def save_encoder_dir(model, vocab: CharVocab, directory: str | Path, *, max_length: int,
                      info: dict) -> Path:
@@ -202,8 +169,7 @@ def save_encoder_dir(model, vocab: CharVocab, directory: str | Path, *, max_leng
         raise ModelError(f"the vocabulary has {len(vocab):,} tokens but the encoder's "
                          f"embedding has {rows:,} rows")
     values = config_values(model)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with new_dir(directory) as tmp:
         main, head = split_state(model)
         _write(main, tmp / WEIGHTS)
         if head:
@@ -215,10 +181,6 @@ def save_encoder_dir(model, vocab: CharVocab, directory: str | Path, *, max_leng
             handle.write(json.dumps(info, indent=1, ensure_ascii=False))
         with atomic_write(tmp / CARD) as handle:
             handle.write(encoder_card(info, values))
-        _replace_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
@@ -237,17 +199,44 @@ def update_info(directory: str | Path, **changes) -> dict:
 
 
 # --- the model card ----------------------------------------------------------------------------
+# One function a section, like `cner.models.card` (the model card of a task's model directory),
+# made from ``cner_pretrain.json``'s values and ``config.json``'s alone.
 
-def _f(value, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+@dataclass(frozen=True)
+class _EncoderCard:
+    """What the sections read: ``cner_pretrain.json`` and ``config.json``, and the name the
+    snippets load the encoder by."""
+
+    info: dict
+    config: dict
+    ref: str
+
+    @property
+    def bilstm(self) -> bool:
+        return self.config.get("model_type") == "cner-bilstm"
+
+    @property
+    def arch(self) -> dict:
+        return self.info.get("architecture", {})
+
+    @property
+    def pair(self) -> str:
+        return self.info.get("pair_objective", "none")
 
 
 def encoder_card(info: dict, config: dict, *, ref: str = "path/to/encoder") -> str:
     """``README.md`` of an encoder directory, from ``cner_pretrain.json``'s values."""
-    bilstm = config.get("model_type") == "cner-bilstm"
-    arch = info.get("architecture", {})
-    masking = info.get("masking", {})
-    metrics = info.get("metrics") or {}
+    card = _EncoderCard(info, config, ref)
+    lines = []
+    for section in (_front_matter, _model, _pretraining, _text, _results, _how_it_was_made,
+                    _use, _files):
+        lines += section(card)
+    return "\n".join(lines) + "\n"
+
+
+def _front_matter(card: _EncoderCard) -> list[str]:
+    """The hub's YAML header, the title and, for a BiLSTM, that transformers cannot load it."""
+    bilstm = card.bilstm
     lines = ["---", "language: zh", f"library_name: {'cner' if bilstm else 'transformers'}",
              "pipeline_tag: fill-mask", "tags:", "- cner", "- chinese", "- fill-mask",
              "- masked-lm"] + (["- bilstm"] if bilstm else ["- bert"]) + ["---", ""]
@@ -255,88 +244,118 @@ def encoder_card(info: dict, config: dict, *, ref: str = "path/to/encoder") -> s
     if bilstm:
         lines += ["**A cner-only encoder** (character BiLSTM): transformers has no class for "
                   "it. Fine-tune it with cner (below).", ""]
-    lines += ["## Model", ""]
-    if bilstm:
-        lines.append(f"- Character BiLSTM: embeddings {arch.get('embedding_size')}, hidden "
-                     f"{arch.get('hidden_size')} (both directions), {arch.get('num_layers')} "
-                     f"layer(s); a linear masked-LM layer.")
+    return lines
+
+
+def _model(card: _EncoderCard) -> list[str]:
+    info, arch = card.info, card.arch
+    if card.bilstm:
+        shape = (f"- Character BiLSTM: embeddings {arch.get('embedding_size')}, hidden "
+                 f"{arch.get('hidden_size')} (both directions), {arch.get('num_layers')} "
+                 f"layer(s); a linear masked-LM layer.")
     else:
-        lines.append(f"- {arch.get('encoder', 'bert')} transformer: hidden "
-                     f"{arch.get('hidden_size')}, {arch.get('num_layers')} layer(s), "
-                     f"{arch.get('num_heads')} attention heads, feed-forward "
-                     f"{arch.get('intermediate_size')}, {arch.get('max_position_embeddings')} "
-                     "positions; BERT's masked-LM head (output layer tied to the embeddings).")
+        shape = (f"- {arch.get('encoder', 'bert')} transformer: hidden "
+                 f"{arch.get('hidden_size')}, {arch.get('num_layers')} layer(s), "
+                 f"{arch.get('num_heads')} attention heads, feed-forward "
+                 f"{arch.get('intermediate_size')}, {arch.get('max_position_embeddings')} "
+                 "positions; BERT's masked-LM head (output layer tied to the embeddings).")
     source = info.get("initialised_from")
-    lines.append(f"- Initialised from `{source}` (continued pre-training)." if source else
-                 "- Trained from random initialisation.")
-    lines.append(f"- Vocabulary: {arch.get('vocab_size', 0):,} tokens, one per character "
-                 f"(look-up: lower-case {'on' if info.get('lowercase') else 'off'}, full-width "
-                 f"to half-width {'on' if info.get('halfwidth') else 'off'}).")
-    lines.append("")
-    lines += ["## Pre-training", ""]
+    return ["## Model", "", shape,
+            f"- Initialised from `{source}` (continued pre-training)." if source else
+            "- Trained from random initialisation.",
+            f"- Vocabulary: {arch.get('vocab_size', 0):,} tokens, one per character "
+            f"(look-up: lower-case {'on' if info.get('lowercase') else 'off'}, full-width "
+            f"to half-width {'on' if info.get('halfwidth') else 'off'}).", ""]
+
+
+def _pretraining(card: _EncoderCard) -> list[str]:
+    info, pair = card.info, card.pair
+    masking = info.get("masking", {})
     strategy = masking.get("strategy", "wwm")
     how = {"wwm": "whole-word masking (jieba words selected whole)",
            "char": "character masking",
            "span": f"span masking (SpanBERT: geometric span lengths in words, p = "
                    f"{masking.get('span_p')}, at most {masking.get('span_max')} words)"}
-    lines += [f"- Objective: masked LM, {how.get(strategy, strategy)}; "
-              f"{_pct(masking.get('ratio', 0.15))} of the positions selected, of those "
-              f"{_pct(masking.get('mask_prob', 0.8))} `[MASK]`, "
-              f"{_pct(masking.get('random_prob', 0.1))} a random character, the rest unchanged; "
-              "a new mask every epoch."]
-    pair = info.get("pair_objective", "none")
+    lines = ["## Pre-training", "",
+             f"- Objective: masked LM, {how.get(strategy, strategy)}; "
+             f"{_pct(masking.get('ratio', 0.15))} of the positions selected, of those "
+             f"{_pct(masking.get('mask_prob', 0.8))} `[MASK]`, "
+             f"{_pct(masking.get('random_prob', 0.1))} a random character, the rest "
+             "unchanged; a new mask every epoch."]
     if pair != "none":
         lines.append("- Plus " + ("sentence-order prediction (SOP)" if pair == "sop" else
                                   "next-sentence prediction (NSP)") + " on the `[CLS]` state.")
-    lines += [f"- Sequences of {info.get('max_length')} positions, lines of a document packed "
-              "together (never two documents in one sequence).",
-              _steps_line(info), ""]
-    lines += ["## Text", ""]
+    return lines + [f"- Sequences of {info.get('max_length')} positions, lines of a document "
+                    "packed together (never two documents in one sequence).",
+                    _steps_line(info), ""]
+
+
+def _text(card: _EncoderCard) -> list[str]:
+    """The text files trained on, with their SHA-256, and what they made."""
+    info = card.info
+    lines = ["## Text", ""]
     texts = info.get("text") or []
     if texts:
         lines += ["| file | SHA-256 | characters | lines | documents |", "|---|---|---|---|---|"]
         lines += [f"| `{t['path']}` | `{t['sha256']}` | {t['characters']:,} | {t['lines']:,} | "
                   f"{t['documents']:,} |" for t in texts]
         lines.append("")
-    lines += [f"{info.get('characters', 0):,} characters in {info.get('sequences', 0):,} "
-              f"sequences; {info.get('held_out', 0):,} sequences held out for evaluation.", ""]
-    lines += ["## Results (held-out text, at the saved step)", ""]
-    if metrics:
-        lines.append(f"MLM loss {_f(metrics.get('mlm_loss'))}, MLM accuracy "
-                     f"{_f(metrics.get('mlm_accuracy'))} ({int(metrics.get('masked', 0)):,} "
-                     "masked positions)"
-                     + (f"; {pair.upper()} accuracy {_f(metrics.get('pair_accuracy'))}"
-                        if "pair_accuracy" in metrics else "") + ".")
-    else:
-        lines.append("Not evaluated (no text was held out).")
-    lines.append("")
+    return lines + [f"{info.get('characters', 0):,} characters in "
+                    f"{info.get('sequences', 0):,} sequences; {info.get('held_out', 0):,} "
+                    "sequences held out for evaluation.", ""]
+
+
+def _results(card: _EncoderCard) -> list[str]:
+    metrics, pair = card.info.get("metrics") or {}, card.pair
+    lines = ["## Results (held-out text, at the saved step)", ""]
+    if not metrics:
+        return lines + ["Not evaluated (no text was held out).", ""]
+    return lines + [f"MLM loss {_fmt(metrics.get('mlm_loss'))}, MLM accuracy "
+                    f"{_fmt(metrics.get('mlm_accuracy'))} ({int(metrics.get('masked', 0)):,} "
+                    "masked positions)"
+                    + (f"; {pair.upper()} accuracy {_fmt(metrics.get('pair_accuracy'))}"
+                       if "pair_accuracy" in metrics else "") + ".", ""]
+
+
+def _how_it_was_made(card: _EncoderCard) -> list[str]:
+    """The command and the package versions (the versions table as in the model card)."""
+    info, lines = card.info, []
     if info.get("command"):
         lines += ["## How it was made", "", "```sh", shlex.join(info["command"]), "```", ""]
     if info.get("versions"):
         lines += ["| package | version |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in info["versions"].items()]
         lines.append("")
-    ner_config = "msra-small-cpu" if bilstm else "msra-small-bert-cpu"
-    lines += ["## Use", "", "Fine-tune it with any cner task:", "", "```sh",
-              f"cner train --config configs/{ner_config}.yaml --set model.encoder={ref}",
-              f"cner sentiment train --set model.encoder={ref}",
-              f"cner pretrain --config configs/pretrain-small.yaml --text more.txt --from {ref} "
-              "-o runs/more",
-              "```", ""]
-    if not bilstm:
-        lines += ["With transformers:", "", "```python",
-                  "from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline", "",
-                  f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(ref)})",
-                  f"model = AutoModelForMaskedLM.from_pretrained({json.dumps(ref)})",
-                  'fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)',
-                  'fill("北京是中国的首[MASK]。")', "```", "",
-                  "`AutoModel.from_pretrained` gives the encoder alone (its pooler was never "
-                  "trained: cner's heads read the `[CLS]` state).", ""]
-    lines += ["## Files", "", "`model.safetensors`, "
-              + ("`cner_mlm_head.safetensors`, " if bilstm or pair != "none" else "")
-              + "`config.json`, `vocab.txt`, `tokenizer.json`, `tokenizer_config.json`, "
-              "`cner_pretrain.json` (this card's facts, machine-readable)."]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _use(card: _EncoderCard) -> list[str]:
+    """Fine-tuning it with cner and, for a BERT, loading it with transformers."""
+    ref = card.ref
+    ner_config = "msra-small-cpu" if card.bilstm else "msra-small-bert-cpu"
+    lines = ["## Use", "", "Fine-tune it with any cner task:", "", "```sh",
+             f"cner train --config configs/{ner_config}.yaml --set model.encoder={ref}",
+             f"cner sentiment train --set model.encoder={ref}",
+             f"cner pretrain --config configs/pretrain-small.yaml --text more.txt --from {ref} "
+             "-o runs/more",
+             "```", ""]
+    if card.bilstm:
+        return lines
+    return lines + ["With transformers:", "", "```python",
+                    "from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline", "",
+                    f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(ref)})",
+                    f"model = AutoModelForMaskedLM.from_pretrained({json.dumps(ref)})",
+                    'fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)',
+                    'fill("北京是中国的首[MASK]。")', "```", "",
+                    "`AutoModel.from_pretrained` gives the encoder alone (its pooler was never "
+                    "trained: cner's heads read the `[CLS]` state).", ""]
+
+
+def _files(card: _EncoderCard) -> list[str]:
+    return ["## Files", "", "`model.safetensors`, "
+            + ("`cner_mlm_head.safetensors`, " if card.bilstm or card.pair != "none" else "")
+            + "`config.json`, `vocab.txt`, `tokenizer.json`, `tokenizer_config.json`, "
+            "`cner_pretrain.json` (this card's facts, machine-readable)."]
 
 
 def _steps_line(info: dict) -> str:

@@ -23,12 +23,13 @@ truncated or mismatched file is a one-line `ModelError` naming it, not silently 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -199,6 +200,21 @@ def replace_dir(tmp: Path, final: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def new_dir(directory: Path) -> Iterator[Path]:
+    """A temporary folder beside ``directory`` (whose parent must exist) to write its files
+    in: when the block ends it gets ordinary modes and replaces ``directory``; when the block
+    fails it is removed and ``directory`` is left as it was. Model and encoder directories
+    (`cner.models.encoderdir`) are written so."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        yield tmp
+        ordinary_modes(tmp)
+        replace_dir(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
 def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelMeta,
                    directory: str | Path, *, run_config=None, metrics: dict | None = None,
                    provenance: Provenance | None = None) -> Path:
@@ -210,8 +226,7 @@ def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelM
     featurizer = as_featurizer(vocab)
     meta = _meta_to_save(model, featurizer, meta, provenance)
     config_values = encoder_config_values(model.encoder, meta)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with new_dir(directory) as tmp:
         _write_model(tmp, model, featurizer, meta, config_values)
         if run_config is not None:
             run_config.save(tmp / RUN_CONFIG)
@@ -219,11 +234,6 @@ def save_model_dir(model: nn.Module, vocab: CharVocab | Featurizer, meta: ModelM
             save_json(metrics, tmp / METRICS)
         with atomic_write(tmp / CARD) as handle:
             handle.write(model_card(meta, config_values, metrics, run_config=run_config))
-        ordinary_modes(tmp)
-        replace_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
