@@ -431,7 +431,7 @@ def test_cli_invalid_utf8_exits_2_with_one_line(runner, model_dir, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {src}:2: invalid UTF-8 at byte 9 of the file "
-        "(re-encode it as UTF-8, or pass --errors replace)"]
+        "(re-encode it as UTF-8, or pass --decode-errors replace)"]
     assert result.stdout == ""  # nothing was written before the error
 
 
@@ -467,7 +467,7 @@ def test_cli_stdin_errors_name_stdin_and_replace_works(runner, model_dir):
     assert result.exit_code == 2
     assert "error: <stdin>:2: invalid UTF-8 at byte 8 of standard input" in result.stderr
     result = runner.invoke(main, ["annotate", "-", "-m", str(model_dir), "--format", "jsonl",
-                                  "--errors", "replace"], input=data)
+                                  "--decode-errors", "replace"], input=data)
     assert result.exit_code == 0, result.output
     assert [json.loads(x)["text"] for x in result.stdout.splitlines()] == ["张伟", "x\ufffdy"]
 

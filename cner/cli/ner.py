@@ -163,8 +163,10 @@ def evaluate_command(data, model_dir, data_alias, fmt, json_out, batch_size, len
               help="Text column (.csv/.tsv/.parquet) or key (.jsonl).")
 @click.option("--id-column", default=None,
               help="Id column or key.  [default: 'id' when present, else the line/row number]")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict",
-              show_default=True, help="Invalid UTF-8: fail with its location, or use U+FFFD.")
+@click.option("--decode-errors", "--errors", "errors", type=click.Choice(["strict", "replace"]),
+              default="strict", show_default=True,
+              help="Invalid UTF-8: fail with its location, or use U+FFFD.  (--errors, its old "
+                   "name, is the error analysis on evaluate.)")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from OUTPUT.partial (needs --output).")
 @click.option("--min-score", type=click.FloatRange(0, 1), default=None,

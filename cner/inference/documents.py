@@ -122,7 +122,7 @@ def _lines(path: str, errors: str, *, keep_ends: bool = False
     try:
         for number, text, offset in decode_lines(
                 checked_lines(handle, name=name, kind=kind), name=name, errors=errors,
-                where=where, hint="re-encode it as UTF-8, or pass --errors replace",
+                where=where, hint="re-encode it as UTF-8, or pass --decode-errors replace",
                 keep_ends=keep_ends):
             yield number, text, offset if position is None else position()
     finally:
@@ -138,7 +138,7 @@ def _clean(value: str, errors: str, path: str, line: int, what: str) -> str:
     if errors == "replace":
         return _SURROGATES.sub("\ufffd", value)  # one character for one: offsets do not move
     raise InputError(f"the {what} holds a lone surrogate (an unpaired \\ud800-\\udfff escape)",
-                     path=path, line=line, hint="fix the escape, or pass --errors replace")
+                     path=path, line=line, hint="fix the escape, or pass --decode-errors replace")
 
 
 def _txt(path: str, errors: str) -> Iterator[tuple[Document, int]]:
