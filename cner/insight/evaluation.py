@@ -21,7 +21,7 @@ from cner.insight.errors import ErrorAnalysis, analyse_errors
 from cner.insight.probe import default_types, probe_corpus, probe_report
 from cner.metrics import entity_scores
 from cner.schemes import Span, flatten_spans
-from cner.tasks.ner import print_notes
+from cner.tasks.ner import load_for_evaluation, print_notes
 
 
 @dataclass
@@ -75,20 +75,10 @@ def score_predictions(examples: Sequence[Example], predicted: Sequence[Sequence]
                          [len(ex.text) for ex in examples])
 
 
-def evaluate_corpus(model_dir: str | Path, data: str | Path, *, format: str = "auto",
-                    batch_size: int = 64, device: str = "cpu", precision: str = "auto",
-                    mode: str = "strict", token_suffix: str = "auto") -> EvaluationRun:
-    """Load the model and the corpus (with `evaluate_ner`'s checks: labels the model lacks,
-    an empty corpus), find the entities, score them."""
-    tagger = Tagger.load(model_dir, device=device, batch_size=batch_size, precision=precision)
-    corpus = read_corpus(data, format=format, mode=mode, token_suffix=token_suffix)
-    print_notes(corpus)
-    unknown = sorted(set(corpus.labels()) - set(tagger.labels))
-    if unknown:
-        raise InputError(f"labels {unknown} are not among the model's labels {tagger.labels}",
-                         path=data, hint="evaluate with a model trained on these types")
-    if not corpus.examples:
-        raise InputError("the corpus has no sentences to evaluate on", path=data)
+def evaluate_corpus(model_dir: str | Path, data: str | Path, **options) -> EvaluationRun:
+    """Load the model and the corpus as `evaluate_ner` does (`load_for_evaluation`: options
+    and checks), find the entities, score them."""
+    tagger, corpus = load_for_evaluation(model_dir, data, **options)
     predicted = tagger.predictor.entities([ex.text for ex in corpus.examples])
     return EvaluationRun(tagger, list(corpus.examples), predicted,
                          score_predictions(corpus.examples, predicted), data=str(data),

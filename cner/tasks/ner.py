@@ -186,12 +186,12 @@ def score_examples(predictor: Predictor, examples: Sequence[Example]) -> dict:
     return entity_scores([ex.spans for ex in examples], predicted, [len(t) for t in texts])
 
 
-def evaluate_ner(model_dir: str | Path, data: str | Path, *, format: str = "auto",
-                 batch_size: int = 64, device: str = "cpu", precision: str = "auto",
-                 mode: str = "strict", token_suffix: str = "auto") -> dict:
-    """Strict entity-level scores of a saved model on a labelled corpus, computed by the same
-    engine as `cner annotate` (`Tagger.load`), so both find the same entities. ``mode`` and
-    ``token_suffix`` are those of `read_corpus`; its notes are printed on stderr."""
+def load_for_evaluation(model_dir: str | Path, data: str | Path, *, format: str = "auto",
+                        batch_size: int = 64, device: str = "cpu", precision: str = "auto",
+                        mode: str = "strict", token_suffix: str = "auto"):
+    """``(Tagger, Corpus)``: the model loaded as `cner annotate` loads it (`Tagger.load`) and a
+    labelled corpus it can be scored on (no label it lacks, at least one sentence). ``mode``
+    and ``token_suffix`` are those of `read_corpus`; its notes are printed on stderr."""
     tagger = Tagger.load(model_dir, device=device, batch_size=batch_size, precision=precision)
     corpus = read_corpus(data, format=format, mode=mode, token_suffix=token_suffix)
     print_notes(corpus)
@@ -201,6 +201,14 @@ def evaluate_ner(model_dir: str | Path, data: str | Path, *, format: str = "auto
                          path=data, hint="evaluate with a model trained on these types")
     if not corpus.examples:
         raise InputError("the corpus has no sentences to evaluate on", path=data)
+    return tagger, corpus
+
+
+def evaluate_ner(model_dir: str | Path, data: str | Path, **options) -> dict:
+    """Strict entity-level scores of a saved model on a labelled corpus, computed by the same
+    engine as `cner annotate`, so both find the same entities (options: those of
+    `load_for_evaluation`)."""
+    tagger, corpus = load_for_evaluation(model_dir, data, **options)
     return score_examples(tagger.predictor, corpus.examples)
 
 
