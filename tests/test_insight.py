@@ -411,12 +411,41 @@ def test_annotate_min_score_drops_the_entities_below_it(tmp_path, tiny_model):
     kept = annotate("--min-score", str(threshold))
     assert kept == [[e for e in ents if e["score"] >= threshold] for ents in every]
     assert 0 < sum(map(len, kept)) < len(scores)
-    code, output = run_cner(["annotate", "test.txt", "-m", str(tiny_model), "-o", "o.jsonl",
-                             "--min-score", "0.5", "--resume"], tmp_path)
-    assert code == 2 and "--min-score cannot be combined with --resume" in output
+    _resume_keeps_the_threshold(tmp_path, tiny_model, threshold)
     code, output = run_cner(["annotate", "test.txt", "-m", str(tiny_model), "--min-score",
                              "1.5"], tmp_path)
     assert code == 2 and "1.5" in output
+
+
+def _resume_keeps_the_threshold(tmp_path, tiny_model, threshold):
+    """The threshold is part of the job: an interrupted job resumes only with the same one,
+    and then gives what an uninterrupted run gives."""
+    from cner.errors import InputError
+    from cner.inference.annotate import annotate_files
+    from cner.inference.tagger import Tagger
+
+    class Interrupted(Tagger):
+        calls = 0
+
+        def pipe(self, texts, **options):
+            Interrupted.calls += 1
+            if Interrupted.calls == 2:
+                raise KeyboardInterrupt
+            return super().pipe(texts, **options)
+
+    loaded = Tagger.load(tiny_model)
+    straight, out = tmp_path / "s.jsonl", tmp_path / "r.jsonl"
+    annotate_files([tmp_path / "test.txt"], loaded, output=straight, batch_size=1,
+                   min_score=threshold, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        annotate_files([tmp_path / "test.txt"], Interrupted(loaded.predictor, loaded.meta),
+                       output=out, batch_size=1, min_score=threshold, progress=False)
+    with pytest.raises(InputError, match="options differ"):
+        annotate_files([tmp_path / "test.txt"], loaded, output=out, batch_size=1,
+                       min_score=0.0, resume=True, progress=False)
+    annotate_files([tmp_path / "test.txt"], loaded, output=out, batch_size=1,
+                   min_score=threshold, resume=True, progress=False)
+    assert out.read_bytes() == straight.read_bytes()
 
 
 def test_the_best_threshold_evaluate_names_is_what_annotate_min_score_gives(tmp_path,

@@ -7,7 +7,6 @@ Importing this module imports click only.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -148,37 +147,4 @@ def write_run_curves(run_dir: Path) -> None:
     click.echo(f"curves: {path}")
 
 
-def min_score_tagger(model_dir: str, inputs: Sequence[str], *, min_score: float, output,
-                     resume: bool, device: str, precision: str, batch_size: int,
-                     compile: bool | None):
-    """The tagger `cner annotate --min-score` passes to `annotate_files`: loaded (and compiled
-    when asked, or when worth it) as `annotate_files` loads a model directory, its entities
-    scored below ``min_score`` dropped."""
-    if resume:
-        raise UsageError("--min-score cannot be combined with --resume: the saved job does "
-                         "not record the threshold; rerun without --resume")
-    from cner.errors import ModelError
-    from cner.fileio import check_not_input
-    from cner.inference.annotate import worth_compiling
-    from cner.inference.documents import check_input, input_size
-    from cner.inference.tagger import Tagger
-    from cner.insight.threshold import MinScoreTagger
-
-    if output is not None:
-        check_not_input(output, [*inputs, *model_files(model_dir)])
-    for path in inputs:
-        check_input(path)
-    tagger = Tagger.load(model_dir, device=device, batch_size=batch_size, precision=precision,
-                         compile=bool(compile))
-    if compile is None and worth_compiling(tagger, sum(input_size(p) or 0 for p in inputs)):
-        print("note: compiling the model for this large input (TorchInductor, under a minute; "
-              "--no-compile skips it)", file=sys.stderr)
-        try:
-            tagger.compile()
-        except ModelError as exc:
-            print(f"note: {exc}; annotating uncompiled", file=sys.stderr)
-    return MinScoreTagger(tagger, min_score)
-
-
-__all__ = ["check_insight", "echo_insight", "insight_options", "min_score_tagger",
-           "write_run_curves"]
+__all__ = ["check_insight", "echo_insight", "insight_options", "write_run_curves"]

@@ -195,17 +195,10 @@ def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, te
 
     fmt = output_format(to, format_alias)
     check_device(device, precision)  # here, so that the errors name the options
-    tagger = model_dir
-    if min_score is not None:
-        from cner.cli.insight import min_score_tagger
-
-        tagger = min_score_tagger(model_dir, inputs, min_score=min_score, output=output,
-                                  resume=resume, device=device, precision=precision,
-                                  batch_size=batch_size, compile=compile_model)
-    report = annotate_files(inputs, tagger, output=output, format=fmt, batch_size=batch_size,
+    report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
                             text_column=text_column, id_column=id_column, errors=errors,
                             resume=resume, device=device, precision=precision,
-                            compile=compile_model)
+                            compile=compile_model, min_score=min_score)
     if output:
         click.echo(f"{report.summary()}; wrote {output}", err=True)
     format_alias_note(format_alias)

@@ -38,7 +38,8 @@ from cner.inference.documents import (ERRORS, Document, all_documents, check_inp
 from cner.inference.jobs import (Sink, job_identity, new_progress, open_sink, partial_of,
                                  state_of)
 from cner.inference.tagger import Tagger
-from cner.inference.writers import STREAMED, import_pyarrow, output_format
+from cner.inference.writers import (STREAMED, check_min_score, import_pyarrow, keep_scored,
+                                    output_format)
 from cner.runtime.engine import encoder_flops_per_position, is_transformer
 
 # ``compile=None`` (auto) compiles a transformer encoder on CPU for inputs whose encoder work
@@ -89,7 +90,7 @@ def _load_tagger(tagger, inputs: Sequence[str], device: str, batch_size: int | N
         return tagger
     tagger = Tagger.load(tagger, device=device, batch_size=batch_size or 64, precision=precision,
                          compile=bool(compile))
-    input_bytes = sum(os.path.getsize(p) for p in inputs if p != "-")
+    input_bytes = sum(input_size(p) or 0 for p in inputs)  # streams: unknown, counted as 0
     if compile is None and worth_compiling(tagger, input_bytes):
         print("note: compiling the model for this large input (TorchInductor, under a minute; "
               "--no-compile skips it)", file=sys.stderr)
@@ -105,7 +106,8 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
                    batch_size: int | None = None, text_column: str = "text",
                    id_column: str | None = None, errors: str = "strict", resume: bool = False,
                    progress: bool = True, device: str = "cpu", precision: str = "auto",
-                   compile: bool | None = None) -> AnnotateReport:
+                   compile: bool | None = None, min_score: float | None = None
+                   ) -> AnnotateReport:
     """Annotate ``inputs`` with ``tagger`` and write CSV/TSV/JSON/JSONL/Parquet to ``output``
     (standard output when ``None``).
 
@@ -115,12 +117,15 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
 
     ``format`` defaults from the output suffix (one naming no format is an `InputError`),
     else CSV. ``batch_size`` (windows per model call, 1 to `MAX_BATCH_SIZE`) defaults to the
-    tagger's. See the module docstring for inputs, ids, ``resume`` and what a failed job
-    leaves behind.
+    tagger's. ``min_score`` drops the entities scored below it (as written: `keep_scored`);
+    it is part of the job, so ``resume`` continues only with the same threshold. See the
+    module docstring for inputs, ids, ``resume`` and what a failed job leaves behind.
     """
     inputs = [os.fspath(p) for p in
               ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
     target, fmt = _check_job(inputs, tagger, output, format, errors, resume, batch_size)
+    if min_score is not None:
+        min_score = check_min_score(min_score)
     for path in inputs:
         check_input(path)
     _check_first_documents(inputs, text_column=text_column, id_column=id_column, errors=errors)
@@ -128,7 +133,7 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
     # The engine is part of the job: compiled scores may differ in the last digits.
     return _run(inputs, tagger, target, fmt, resume, progress,
                 {"format": fmt, "text_column": text_column, "id_column": id_column,
-                 "errors": errors, "compiled": tagger.engine.compiled},
+                 "errors": errors, "compiled": tagger.engine.compiled, "min_score": min_score},
                 batch_size or tagger.predictor.batch_size,
                 "<stdout>" if output is None else os.fspath(output))
 
@@ -197,12 +202,14 @@ def _progress_bar(inputs: list[str], progress: bool):
 
 
 def _annotate(documents, tagger: Tagger, sink: Sink, stats: dict, batch_size: int, bar,
-              rate) -> None:
+              rate, min_score: float | None) -> None:
     """Tag the documents not done yet, a chunk at a time, saving after each chunk."""
     remaining = itertools.islice(documents, stats["documents"], None)
     while chunk := list(itertools.islice(remaining, stats["chunk_size"])):
         found = list(tagger.pipe([doc.text for doc, _ in chunk], chunk_size=len(chunk),
                                  batch_size=batch_size))
+        if min_score is not None:
+            found = [keep_scored(entities, min_score) for entities in found]
         sink.write(chunk, found, stats)
         sink.save(stats)
         bar.update(chunk[-1][1] - bar.n)
@@ -224,7 +231,8 @@ def _run(inputs: list[str], tagger: Tagger, target, fmt: str, resume: bool,
     try:
         sink.save(stats)
         _annotate(documents, tagger, sink, stats, batch_size, bar, lambda: (
-            (stats["documents"] - resumed) / max(time.perf_counter() - started, 1e-9)))
+            (stats["documents"] - resumed) / max(time.perf_counter() - started, 1e-9)),
+            options["min_score"])
         sink.publish(fmt, stats)
     except BaseException as exc:
         sink.fail(exc, stats)

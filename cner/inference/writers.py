@@ -57,6 +57,20 @@ def format_score(score: float) -> float:
     return round(float(score), SCORE_DECIMALS)
 
 
+def check_min_score(min_score: float) -> float:
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) \
+            or not 0.0 <= min_score <= 1.0:
+        raise ConfigError(f"min_score must lie in [0, 1], got {min_score!r}")
+    return float(min_score)
+
+
+def keep_scored(entities: Sequence, min_score: float) -> list:
+    """The entities scored at least ``min_score``, their scores taken as they are written
+    (rounded to `SCORE_DECIMALS`), so that an entity written with score 0.4323 is kept at
+    ``--min-score 0.4323``."""
+    return [e for e in entities if round(float(e.score), SCORE_DECIMALS) >= min_score]
+
+
 def entity_dict(entity) -> dict[str, Any]:
     return {"start": entity.start, "end": entity.end, "label": entity.label, "text": entity.text,
             "score": format_score(entity.score)}

@@ -5,24 +5,11 @@ labelled corpus, the precision and recall at each threshold and the one with the
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 from cner.inference.predictor import Entity
 from cner.inference.tagger import Tagger
-from cner.inference.writers import SCORE_DECIMALS
-
-
-def check_min_score(min_score: float) -> float:
-    if not isinstance(min_score, (int, float)) or not 0.0 <= min_score <= 1.0:
-        raise ValueError(f"min_score must lie in [0, 1], got {min_score!r}")
-    return float(min_score)
-
-
-def keep_scored(entities: Sequence[Entity], min_score: float) -> list[Entity]:
-    """The entities scored at least ``min_score``, their scores taken as `cner annotate`
-    writes them (rounded to `SCORE_DECIMALS`), so that an entity written with score 0.4323
-    is kept at ``--min-score 0.4323``."""
-    return [e for e in entities if round(e.score, SCORE_DECIMALS) >= min_score]
+from cner.inference.writers import check_min_score, keep_scored
 
 
 class MinScoreTagger(Tagger):
