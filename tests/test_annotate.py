@@ -23,15 +23,13 @@ from cner.inference.annotate import Document, annotate_files, read_documents  # 
 from cner.cli import main  # noqa: E402
 from cner.config import load_config  # noqa: E402
 from cner.data.formats import read_corpus  # noqa: E402
-from cner.encoding.features import Featurizer  # noqa: E402
-from cner.encoding.vocab import CharVocab  # noqa: E402
 from cner.encoding.windows import plan_windows, window_owners  # noqa: E402
 from cner.errors import CnerError, InputError  # noqa: E402
 from cner.inference.predictor import Entity, Predictor  # noqa: E402
 from cner.inference.tagger import Tagger  # noqa: E402
-from cner.runtime.engine import Engine  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
 from cner.inference.writers import HEADER, write_annotations  # noqa: E402
+from stub_tagger import stub_tagger  # noqa: E402
 from hardware import needs_bf16  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,38 +69,6 @@ def predictor_like(tagger: Tagger, **changes) -> Predictor:
     p = tagger.predictor
     kwargs = {"max_length": p.max_chars + 2, "overlap": p.overlap, "batch_size": p.batch_size}
     return Predictor(p.engine, p.featurizer, **{**kwargs, **changes})
-
-
-class StubModel:
-    """Tags 张 as B-PER and 伟/明 as I-PER, everything else O, from the ids alone; the chosen
-    tag has probability 0.9. Exact, so window merging can be checked exactly."""
-
-    tags = ["O", "B-PER", "I-PER"]
-    scheme = "bio"
-
-    def __init__(self, vocab: CharVocab) -> None:
-        self.b_id, self.i_ids = vocab.char_id("张"), [vocab.char_id(c) for c in "伟明"]
-
-    def emissions(self, input_ids, attention_mask, char_mask, **features):
-        chars = input_ids[:, 1:1 + char_mask.size(1)]
-        best = torch.zeros_like(chars)
-        best[torch.isin(chars, torch.tensor(self.i_ids))] = 2
-        best[chars == self.b_id] = 1
-        return torch.nn.functional.one_hot(best, 3).float()  # shape: (B, L, 3)
-
-    def decode_emissions(self, scores, char_mask):
-        best = scores.argmax(-1)
-        probs = torch.full((*best.shape, 3), 0.05).scatter(-1, best.unsqueeze(-1), 0.9)
-        return best.masked_fill(~char_mask, -1), probs * char_mask.unsqueeze(-1)
-
-
-STUB_VOCAB = CharVocab.build(["张伟明在北京工作。"])
-
-
-def stub_tagger(max_length: int = 128, overlap: int = 32, batch_size: int = 64) -> Tagger:
-    engine = Engine(StubModel(STUB_VOCAB), torch.device("cpu"), "fp32", inference_only=True)
-    return Tagger(Predictor(engine, Featurizer(STUB_VOCAB), max_length=max_length,
-                            overlap=overlap, batch_size=batch_size), None)
 
 
 def spans(entities):

@@ -19,19 +19,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 from cner.cli import main
 from cner.data.formats import convert_corpus, read_corpus
 from cner.errors import CnerError, ConfigError, InputError
-from cner.encoding.features import Featurizer
-from cner.encoding.vocab import CharVocab
 from cner.inference.annotate import annotate_files
-from cner.inference.predictor import Entity, Predictor
+from cner.inference.predictor import Entity
 from cner.inference.tagger import Tagger
 from cner.inference.writers import output_format
-from cner.runtime.engine import Engine
+from stub_tagger import stub_tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpora" / "sample"
@@ -53,37 +50,6 @@ needs_pyarrow = pytest.mark.skipif(not HAVE_PYARROW,
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-class StubModel:
-    """Tags 张 as B-PER and 伟/明 as I-PER, everything else O (as in test_annotate)."""
-
-    tags = ["O", "B-PER", "I-PER"]
-    scheme = "bio"
-
-    def __init__(self, vocab: CharVocab) -> None:
-        self.b_id, self.i_ids = vocab.char_id("张"), [vocab.char_id(c) for c in "伟明"]
-
-    def emissions(self, input_ids, attention_mask, char_mask, **features):
-        chars = input_ids[:, 1:1 + char_mask.size(1)]
-        best = torch.zeros_like(chars)
-        best[torch.isin(chars, torch.tensor(self.i_ids))] = 2
-        best[chars == self.b_id] = 1
-        return torch.nn.functional.one_hot(best, 3).float()
-
-    def decode_emissions(self, scores, char_mask):
-        best = scores.argmax(-1)
-        probs = torch.full((*best.shape, 3), 0.05).scatter(-1, best.unsqueeze(-1), 0.9)
-        return best.masked_fill(~char_mask, -1), probs * char_mask.unsqueeze(-1)
-
-
-STUB_VOCAB = CharVocab.build(["张伟明在北京工作。"])
-
-
-def stub_tagger(batch_size: int = 64) -> Tagger:
-    engine = Engine(StubModel(STUB_VOCAB), torch.device("cpu"), "fp32", inference_only=True)
-    return Tagger(Predictor(engine, Featurizer(STUB_VOCAB), max_length=128, overlap=32,
-                            batch_size=batch_size), None)
-
 
 class Interrupted(Exception):
     pass
