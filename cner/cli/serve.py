@@ -49,6 +49,8 @@ class MissingExtra(CnerError):
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 1 << 20),
               help="Windows per model call.")
 @device_options()
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads for the models.  [default: torch's, one per core]")
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True,
               help="Compile the encoder with TorchInductor before serving (15-60 s on CPU).")
 @click.option("--graceful-timeout", default=30.0, show_default=True,
@@ -60,7 +62,7 @@ class MissingExtra(CnerError):
               help="Least severe message logged.")
 def serve_command(models, host, port, max_batch_chars, max_wait_ms, no_batching, api_key,
                   max_body_bytes, max_texts, max_text_chars, max_queue, batch_size, device,
-                  precision, compile_model, graceful_timeout, access_log, log_level):
+                  precision, threads, compile_model, graceful_timeout, access_log, log_level):
     from cner.serving import INSTALL_HINT, missing_packages
 
     if missing := missing_packages():
@@ -84,4 +86,5 @@ def serve_command(models, host, port, max_batch_chars, max_wait_ms, no_batching,
         limits=Limits(max_body_bytes, max_texts, max_text_chars),
         graceful_timeout=graceful_timeout, access_log=access_log, log_level=log_level)
     serve(specs, options, LoadOptions(device=device, precision=precision,
-                                      batch_size=batch_size, compile=compile_model))
+                                      batch_size=batch_size, compile=compile_model,
+                                      threads=threads))

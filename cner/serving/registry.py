@@ -31,6 +31,14 @@ class LoadOptions:
     precision: str = "auto"
     batch_size: int = 64
     compile: bool = False
+    threads: int | None = None  # torch's intra-op threads (None: torch's default)
+
+    def apply_threads(self) -> None:
+        """Set torch's thread count (process-wide: the model thread is its only user)."""
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
 
 
 def model_specs(values: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
@@ -101,6 +109,7 @@ class TaggerRunner:
         from cner.inference.tagger import Tagger
 
         options = self.model.options
+        options.apply_threads()
         tagger = Tagger.load(self.model.directory, device=options.device,
                              precision=options.precision, batch_size=options.batch_size,
                              compile=options.compile)
@@ -122,6 +131,7 @@ class ClassifierRunner:
         from cner.inference.classifier import Classifier
 
         options = self.model.options
+        options.apply_threads()
         classifier = Classifier.load(self.model.directory, device=options.device,
                                      precision=options.precision,
                                      batch_size=options.batch_size)
