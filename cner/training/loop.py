@@ -26,6 +26,7 @@ from torch import nn
 
 from cner.config import TrainingConfig
 from cner.errors import ConfigError
+from cner.training import distributed
 from cner.training.checkpoints import CHECKPOINTS, LATEST, Checkpointer, rng_state, set_rng_state
 from cner.training.evaluation import BestKeeper, Metrics
 from cner.training.reporting import MetricsLog, ProgressBar, TrainLog
@@ -106,6 +107,11 @@ def train_loop(model: nn.Module, *, cfg: TrainingConfig, run_dir: str | Path,
         raise ConfigError("training.batch_size and training.grad_accumulation must be >= 1")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    distributed.init(cfg.device, cfg.threads)  # under torchrun: one rank of several
+    main = distributed.is_main()
+    epoch_batches = distributed.shard_epochs(epoch_batches)  # this rank's rows of each batch
+    evaluate = distributed.main_evaluation(evaluate)  # rank 0 evaluates, all get its metrics
+    save_best = distributed.main_only(save_best)
     device, precision = prepare_model(model, cfg)
     total_steps = planned_steps(cfg, epoch_batches)
     clock = Clock(cfg.max_minutes)
@@ -116,26 +122,31 @@ def train_loop(model: nn.Module, *, cfg: TrainingConfig, run_dir: str | Path,
                         patience=cfg.early_stopping_patience, device=device, precision=precision)
     checkpoints = Checkpointer(run_dir)
     state = resume_from(checkpoints, opt, keeper) if resume else LoopState()
-    metrics_log = MetricsLog(run_dir / "metrics.jsonl")
+    opt.model = distributed.wrap_model(model, device)  # after resume: DDP broadcasts rank 0's
+    metrics_log = MetricsLog(run_dir / "metrics.jsonl") if main else distributed.NoLog()
     metrics_log.start(state.step if resume else None)
 
     def checkpoint() -> None:
         state.elapsed = clock.total()
-        checkpoints.save(model, trainer_state(opt, state, keeper), state.step)
+        if main:
+            checkpoints.save(model, trainer_state(opt, state, keeper), state.step)
 
     cadence = Cadence.of(cfg)
     log = TrainLog(metrics_log, cadence)
     clock.restart(state.elapsed)  # the clock runs from here; setting up is not training
-    bar = ProgressBar(total_steps, state.step, progress)
+    bar = ProgressBar(total_steps, state.step, progress and main)
     records = train_steps(opt, epoch_batches, state, total_steps=total_steps,
                           accumulation=cfg.grad_accumulation, cadence=cadence, evaluate=keeper,
                           clock=clock)
     try:
-        stop = consume(records, state=state, log=log, bar=bar, checkpoint=checkpoint,
-                       cadence=cadence)
+        with distributed.guard(f"training at step {state.step}"):
+            stop = consume(records, state=state, log=log, bar=bar, checkpoint=checkpoint,
+                           cadence=cadence)
     finally:
         bar.close()
     keeper.finish()
     result = TrainResult(state, keeper.best_metrics, keeper.last_metrics, stop or "completed")
     log.end(state.step, result.stopped_because, clock)
+    opt.model = model
+    distributed.finish()  # ranks other than 0 leave here; rank 0 goes on alone
     return result

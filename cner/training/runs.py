@@ -81,6 +81,28 @@ def discard_unstarted_run(run_dir: str | Path, before: tuple[int, int, int] | No
 def open_run(config: Config | None, *, output: str | Path | None, resume: str | Path | None,
              overwrite: bool, check: Callable[[Config], object] | None = None
              ) -> tuple[Config, Path]:
+    """`open_new_or_resumed`; under torchrun rank 0 opens the directory, the other ranks then
+    read the one it opened (`cner.training.distributed`)."""
+    from cner.training import distributed
+
+    training = config.training if config is not None else None
+    distributed.init(training.device if training else "auto",
+                     training.threads if training else None)
+
+    def reopen(run_dir: Path) -> tuple[Config, Path]:
+        if resume is not None:
+            return load_config(run_dir / RUN_CONFIG), run_dir
+        return config or load_config(), run_dir
+
+    return distributed.open_run_first(
+        lambda: open_new_or_resumed(config, output=output, resume=resume, overwrite=overwrite,
+                                    check=check), reopen)
+
+
+def open_new_or_resumed(config: Config | None, *, output: str | Path | None,
+                        resume: str | Path | None, overwrite: bool,
+                        check: Callable[[Config], object] | None = None
+                        ) -> tuple[Config, Path]:
     """The run's config and directory: a resumed run's saved config, or a new directory.
 
     A new run's directory is created here with `RUN_MARKER` in it; an existing directory

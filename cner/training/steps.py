@@ -9,6 +9,7 @@ then holds exactly the state after the record's step.
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,10 +130,15 @@ class Optimisation:
         """Forward and backward each batch of ``group``, then one optimiser and scheduler
         step; returns the batches' losses (each divided by the group size) and characters."""
         losses, chars = [], 0
-        for batch in group:
-            with autocast(self.device, self.precision):
-                loss = self.model(**_move(batch, self.device)) / len(group)
-            self.scaler.scale(loss).backward()
+        for i, batch in enumerate(group):
+            # DDP (cner.training.distributed): one gradient all-reduce per step, each rank's
+            # loss weighted by its share of the batch's rows
+            sync = i == len(group) - 1 or not hasattr(self.model, "no_sync")
+            with (nullcontext() if sync else self.model.no_sync()):
+                with autocast(self.device, self.precision):
+                    loss = self.model(**_move(batch, self.device)) / len(group)
+                    loss = loss * batch.get("loss_weight", 1.0)
+                self.scaler.scale(loss).backward()
             losses.append(loss.item())
             chars += batch.get("n_chars", 0)
         self.scaler.unscale_(self.optimizer)
