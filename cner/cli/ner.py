@@ -177,8 +177,17 @@ def evaluate_command(data, model_dir, data_alias, fmt, json_out, batch_size, len
               help="Compile the encoder with TorchInductor first (15-60 s on CPU), then "
                    "annotate 1.05-1.2x faster.  [default: compile a transformer on CPU when "
                    "the input files are large enough to pay it back, e.g. 5 MB for bert-base]")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help='ray: annotate on Ray Data actors (pip install '
+              '"cner[ray]"), the same output file.')
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="--engine ray: actors.  [default: the cluster's CPUs]")
+@click.option("--address", default=None,
+              help="--engine ray: a running cluster (ray start --head; 'auto').  [default: a "
+                   "local Ray]")
 def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, text_column,
-                     id_column, errors, resume, min_score, device, precision, compile_model):
+                     id_column, errors, resume, min_score, device, precision, compile_model,
+                     engine, workers, address):
     """Find the entities in each document of INPUT... (.txt: one document per line; .jsonl;
     .csv/.tsv; .parquet; .gz/.bz2/.xz of the text formats; - for standard input) and write
     CSV, TSV, JSON, JSONL or Parquet (from the --output suffix or --to).
@@ -194,6 +203,16 @@ def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, te
     from cner.inference.annotate import annotate_files
 
     fmt = output_format(to, format_alias)
+    if engine == "ray":
+        from cner.distributed import annotate_files as annotate_on_ray
+
+        done = annotate_on_ray(inputs, model_dir, output=output, format=fmt,
+                               batch_size=batch_size, text_column=text_column,
+                               id_column=id_column, errors=errors, min_score=min_score,
+                               workers=workers, address=address)
+        click.echo(f"annotated {done['documents']:,} documents, {done['entities']:,} entities "
+                   f"in {done['seconds']:.1f} s on Ray; wrote {output}", err=True)
+        return
     check_device(device, precision)  # here, so that the errors name the options
     report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
                             text_column=text_column, id_column=id_column, errors=errors,

@@ -1,0 +1,71 @@
+"""Annotation on Ray Data (cner.distributed): a local Ray with two workers writes what the
+single-process `cner annotate` writes, byte for byte."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lines(n: int) -> str:
+    sample = [line.split()[0] if line.strip() else "" for line in
+              (ROOT / "corpora" / "sample" / "train.conll").read_text("utf-8").splitlines()]
+    sentences, current = [], []
+    for char in sample:
+        if char:
+            current.append(char)
+        elif current:
+            sentences.append("".join(current))
+            current = []
+    out = []
+    for i in range(n):
+        out.append("" if i % 17 == 5 else sentences[i % len(sentences)])
+    return "\n".join(out) + "\n"
+
+
+def test_engine_ray_without_ray_is_one_line(monkeypatch, tmp_path, tiny_model):
+    from click.testing import CliRunner
+
+    from cner.cli import main as cli
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    (tmp_path / "in.txt").write_text("北京\n", "utf-8")
+    result = CliRunner().invoke(cli, ["annotate", str(tmp_path / "in.txt"), "--model",
+                                      str(tiny_model), "-o", str(tmp_path / "o.csv"),
+                                      "--engine", "ray"])
+    assert result.exit_code == 2
+    assert 'pip install "cner[ray]"' in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_two_ray_workers_write_the_single_process_bytes(tmp_path, tiny_model):
+    pytest.importorskip("ray", reason='needs Ray Data: pip install "cner[ray]"')
+    text = tmp_path / "docs.txt"
+    text.write_text(_lines(300), "utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_DISABLE_USAGE_STATS": "1",
+           "OMP_NUM_THREADS": "1"}
+    for suffix in ("csv", "jsonl"):
+        single = subprocess.run([sys.executable, "-m", "cner", "annotate", str(text), "--model",
+                                 str(tiny_model), "-o", str(tmp_path / f"one.{suffix}"),
+                                 "--batch-size", "16"],
+                                env=env, capture_output=True, text=True, timeout=300)
+        assert single.returncode == 0, single.stderr[-2000:]
+    import ray
+
+    from cner.distributed import annotate_files
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:  # chunks of 8 x 16 lines: three, over two actors
+        for suffix in ("csv", "jsonl"):
+            report = annotate_files([text], tiny_model, output=tmp_path / f"ray.{suffix}",
+                                    workers=2, threads=1, batch_size=16)
+            assert report["documents"] == 282  # 18 empty lines: no documents, but numbered
+    finally:
+        ray.shutdown()
+    for suffix in ("csv", "jsonl"):
+        assert (tmp_path / f"ray.{suffix}").read_bytes() == (tmp_path / f"one.{suffix}").read_bytes()
