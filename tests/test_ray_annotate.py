@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from reliability_catalogue import run_cner
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -69,3 +71,14 @@ def test_two_ray_workers_write_the_single_process_bytes(tmp_path, tiny_model):
         ray.shutdown()
     for suffix in ("csv", "jsonl"):
         assert (tmp_path / f"ray.{suffix}").read_bytes() == (tmp_path / f"one.{suffix}").read_bytes()
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--resume"], "--resume"), (["--compile"], "--compile/--no-compile"),
+    (["--precision", "fp32"], "--precision"), (["--device", "auto"], "--device")])
+def test_ray_engine_refuses_the_options_it_would_ignore(tmp_path, tiny_model, extra, named):
+    (tmp_path / "a.txt").write_text("张伟在北京工作。\n", "utf-8")
+    code, output = run_cner(["annotate", "a.txt", "-m", str(tiny_model), "-o", "o.csv",
+                             "--engine", "ray", *extra], tmp_path)
+    assert code == 2 and f"--engine ray does not take {named}" in output, output
+    assert not (tmp_path / "o.csv").exists()

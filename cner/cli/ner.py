@@ -204,6 +204,12 @@ def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, te
 
     fmt = output_format(to, format_alias)
     if engine == "ray":
+        ignored = [name for name, given in (("--resume", resume), ("--compile/--no-compile",
+                   compile_model is not None), ("--device", device != "cpu"),
+                   ("--precision", precision != "auto")) if given]
+        if ignored:  # each actor loads the model as Tagger.load does by default
+            raise UsageError(f"--engine ray does not take {', '.join(ignored)}; drop them, or "
+                             "annotate with the local engine")
         from cner.distributed import annotate_files as annotate_on_ray
 
         done = annotate_on_ray(inputs, model_dir, output=output, format=fmt,
