@@ -153,9 +153,9 @@ class Connection:
 
 
 async def closed_loop(url: str, texts: list[str], clients: int, seconds: float,
-                      max_requests: int) -> tuple[float, list[float], int]:
+                      max_requests: int, per_request: int = 1) -> tuple[float, list[float], int]:
     """``(chars/s, latencies in s, requests)`` of ``clients`` closed-loop clients, one
-    connection each."""
+    connection each, sending ``per_request`` texts a request."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     latencies: list[float] = []
     chars, next_text = 0, 0
@@ -172,13 +172,13 @@ async def closed_loop(url: str, texts: list[str], clients: int, seconds: float,
     async def one_client(connection: Connection):
         nonlocal chars, next_text
         while time.perf_counter() < deadline and len(latencies) < max_requests:
-            text = texts[next_text % len(texts)]
-            next_text += 1
+            mine = [texts[(next_text + i) % len(texts)] for i in range(per_request)]
+            next_text += per_request
             sent = time.perf_counter()
-            answer = await connection.post("/v1/ner", {"text": text})
-            assert isinstance(answer["entities"], list)
+            answer = await connection.post("/v1/ner", {"texts": mine})
+            assert len(answer["entities"]) == per_request
             latencies.append(time.perf_counter() - sent)
-            chars += len(text)
+            chars += sum(map(len, mine))
 
     await asyncio.gather(*(one_client(c) for c in connections))
     elapsed = time.perf_counter() - started
@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--clients", default=",".join(map(str, CLIENTS)))
+    parser.add_argument("--texts-per-request", type=int, default=1)
     parser.add_argument("--server-args", default="",
                         help="more cner serve options, e.g. '--threads 1 --max-wait-ms 5'")
     args = parser.parse_args(argv)
@@ -229,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             for label, url in (("batched", batched), ("batching off", off)):
                 for n in clients:
                     rate, lat, _ = asyncio.run(closed_loop(url, texts, n, args.seconds,
-                                                           args.requests))
+                                                           args.requests,
+                                                           args.texts_per_request))
                     rates[label, n].append(rate)
                     latencies[label, n] += lat
             log(f"round {round_}: " + ", ".join(f"{k if isinstance(k, str) else '%s %d' % k} "
@@ -242,10 +244,10 @@ def report(args, note, test_path, clients, rates, latencies) -> None:
     reference = median(rates["in-process"])
     print(machine_line())
     print(f"model: {args.size}, random weights, precision {args.precision}; texts: "
-          f"{args.texts} sentences of {note if 'NOTE' in note else test_path.name}, one per "
-          f"request; {args.rounds} rounds of {args.seconds:g} s per variant, variants taking "
-          f"turns; median chars/s of the rounds; server: cner serve "
-          f"{args.server_args or '(defaults: --max-batch-chars 16384, --max-wait-ms 2)'}")
+          f"{args.texts} sentences of {note if 'NOTE' in note else test_path.name}, "
+          f"{args.texts_per_request} per request; {args.rounds} rounds of {args.seconds:g} s "
+          f"per variant, variants taking turns; median chars/s of the rounds; server: cner serve "
+          f"{args.server_args or '(defaults: --max-batch-chars 16384, --max-wait-ms 5)'}")
     body = [("in-process Tagger.pipe", "-", "-", f"{reference:,.0f}", "1.00", "-", "-", "-")]
     for label in ("batched", "batching off"):
         for n in clients:

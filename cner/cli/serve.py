@@ -31,7 +31,7 @@ class MissingExtra(CnerError):
               help="Port to listen on (0: a free one, printed at start).")
 @click.option("--max-batch-chars", default=16384, show_default=True,
               type=click.IntRange(min=1), help="Character budget of a batch of requests.")
-@click.option("--max-wait-ms", default=2.0, show_default=True,
+@click.option("--max-wait-ms", default=5.0, show_default=True,
               type=click.FloatRange(0, 10_000),
               help="Longest wait for more requests to batch with the first one.")
 @click.option("--no-batching", is_flag=True,

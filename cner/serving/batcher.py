@@ -2,13 +2,17 @@
 
 Requests (`submit`, or ``await`` `run` from the event loop) wait in one queue, first come
 first served. The model thread takes the oldest request, then adds the queued requests for
-the same model, in order, while their characters fit in ``max_batch_chars``, waiting at most
-``max_wait_ms`` after the first request arrived for more to come (a request that already
-waited that long while the model was busy goes at once). The texts of the whole batch go
-through the model in one call of its runner: for a tagger `Tagger.pipe`, which sorts every
-window of the batch by length and cuts them into cost-planned batches
-(`cner.inference.predictor`), exactly as in process; each request then gets its own slice of
-the results, in its own order.
+the same model, in order, while their characters fit in ``max_batch_chars``, and goes on
+adding those that arrive as long as they keep coming: it runs the batch when none joined for
+1 ms (`GAP_S`), or ``max_wait_ms`` after it started collecting. A lone request so waits 1 ms;
+under load, the requests answered by the last batch, whose clients send their next ones at
+once, join the requests that queued meanwhile instead of forming a batch of their own (with a
+fixed wait from the first request's arrival, 32 closed-loop clients settled into two batches
+of 16 for good: 7,680 characters/s on the small model here, against 9,302 so). The texts
+of the whole batch go through the model in one call of its runner: for a tagger
+`Tagger.pipe`, which sorts every window of the batch by length and cuts them into
+cost-planned batches (`cner.inference.predictor`), exactly as in process; each request then
+gets its own slice of the results, in its own order.
 
 Torch runs on this one thread only: the models are loaded, warmed up and run there (the
 README's OpenMP note: torch work from several threads of a process slows every thread), and
@@ -32,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger("cner.serving")
+# A batch stops collecting when no request joined it for this long (or at max_wait_ms).
+GAP_S = 0.001
 
 
 class Runner(Protocol):
@@ -80,7 +86,7 @@ class Batcher:
     """One model thread serving ``runners`` (name -> `Runner`)."""
 
     def __init__(self, runners: dict[str, Runner], *, max_batch_chars: int = 16384,
-                 max_wait_ms: float = 2.0, batching: bool = True, max_queue: int = 1024,
+                 max_wait_ms: float = 5.0, batching: bool = True, max_queue: int = 1024,
                  metrics=None, on_fatal: Callable[[str], None] | None = None) -> None:
         if max_batch_chars < 1 or max_wait_ms < 0 or max_queue < 1:
             raise ValueError("max_batch_chars and max_queue must be positive, "
@@ -88,6 +94,7 @@ class Batcher:
         self.runners = runners
         self.max_batch_chars = max_batch_chars
         self.max_wait = max_wait_ms / 1000.0
+        self.gap = min(self.max_wait, GAP_S)
         self.batching = batching
         self.max_queue = max_queue
         self.metrics = metrics
@@ -187,15 +194,25 @@ class Batcher:
                 first = self._jobs.popleft()
                 if first.future.set_running_or_notify_cancel():
                     break
-            batch, chars = [first], first.chars
-            deadline = first.enqueued + self.max_wait
-            while self.batching and chars < self.max_batch_chars:
-                chars, full = self._take(first.model, batch, chars)
-                remaining = deadline - time.monotonic()
-                if full or remaining <= 0 or self._closing:
-                    break
-                self._cond.wait(remaining)
-            return batch
+            return self._collect(first)
+
+    def _collect(self, first: Job) -> list[Job]:
+        """``first`` and the requests for its model that join it (under the lock): while
+        they fit the budget, as long as requests keep arriving (none for ``gap``: go) and
+        for at most ``max_wait`` in all."""
+        batch, chars = [first], first.chars
+        now = time.monotonic()
+        deadline, last = now + self.max_wait, now
+        while self.batching and chars < self.max_batch_chars:
+            before = len(batch)
+            chars, full = self._take(first.model, batch, chars)
+            now = time.monotonic()
+            last = now if len(batch) > before else last
+            until = min(deadline, last + self.gap)
+            if full or now >= until or self._closing:
+                break
+            self._cond.wait(until - now)
+        return batch
 
     def _take(self, model: str, batch: list[Job], chars: int) -> tuple[int, bool]:
         """Move the queued jobs for ``model`` that fit the character budget into ``batch``,

@@ -31,7 +31,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     max_batch_chars: int = 16384
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 5.0
     batching: bool = True
     max_queue: int = 1024
     api_key: str | None = None
