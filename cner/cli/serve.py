@@ -50,7 +50,8 @@ class MissingExtra(CnerError):
               help="Windows per model call.")
 @device_options()
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch threads for the models.  [default: torch's, one per core]")
+              help="Torch threads for the models.  [default: one per core but one, left to "
+                   "the HTTP event loop; OMP_NUM_THREADS if set]")
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True,
               help="Compile the encoder with TorchInductor before serving (15-60 s on CPU).")
 @click.option("--graceful-timeout", default=30.0, show_default=True,
