@@ -10,7 +10,11 @@ missing), one sentence per request.
 Rows, in this order:
 
   in-process       ``list(Tagger.pipe(texts))`` in this process, the same model directory and
-                   precision, repeated for ``--seconds``
+                   precision, repeated for ``--seconds``: with torch's default threads (one per
+                   core) and with the server's (one core fewer, `default_threads`); the ratios
+                   are to the faster of the two. Also, with the server's threads, calls of
+                   as many texts as the most clients have in flight (32 x --texts-per-request):
+                   the largest batch a closed loop can give the server
   batched, N       ``cner serve`` (dynamic batching, its default settings): N clients, each
                    sending its next sentence as soon as the last one was answered (closed
                    loop), for ``--seconds`` or ``--requests`` requests, whichever ends first
@@ -79,12 +83,15 @@ def write_model(size: str, max_length: int, overlap: int, tmp: Path) -> Path:
     return save_model_dir(model, vocab, meta, tmp / "model")
 
 
-def in_process(tagger, texts: list[str], seconds: float) -> float:
-    """chars/s of ``Tagger.pipe`` over ``texts``, repeated for ``seconds``."""
+def in_process(tagger, texts: list[str], seconds: float, chunk: int | None = None) -> float:
+    """chars/s of ``Tagger.pipe`` over ``texts`` (``chunk`` texts a call: all), repeated for
+    ``seconds``."""
+    chunk = chunk or len(texts)
     chars, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        list(tagger.pipe(texts))
-        chars += sum(map(len, texts))
+        for first in range(0, len(texts), chunk):
+            list(tagger.pipe(texts[first:first + chunk]))
+            chars += sum(map(len, texts[first:first + chunk]))
     return chars / (time.perf_counter() - started)
 
 
@@ -211,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     clients = [int(c) for c in args.clients.split(",")]
 
+    import torch
+
     from cner.inference.tagger import Tagger
+    from cner.serving.registry import default_threads
+
+    in_process_threads = sorted({torch.get_num_threads(), default_threads() or 1},
+                                reverse=True)
 
     test_path, note = corpus_path("test")
     texts = [t for t in read_texts(test_path, args.texts) if t]
@@ -226,7 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     with server(model_dir, args.precision, extra) as batched, \
             server(model_dir, args.precision, ["--no-batching", *extra]) as off:
         for round_ in range(1, args.rounds + 1):
-            rates["in-process"].append(in_process(tagger, texts, args.seconds))
+            for threads in in_process_threads:
+                torch.set_num_threads(threads)
+                rates["in-process", threads].append(in_process(tagger, texts, args.seconds))
+            in_flight = max(clients) * args.texts_per_request
+            rates["in-process chunks", in_flight].append(
+                in_process(tagger, texts, args.seconds, in_flight))
+            torch.set_num_threads(in_process_threads[0])
             for label, url in (("batched", batched), ("batching off", off)):
                 for n in clients:
                     rate, lat, _ = asyncio.run(closed_loop(url, texts, n, args.seconds,
@@ -234,21 +253,31 @@ def main(argv: list[str] | None = None) -> int:
                                                            args.texts_per_request))
                     rates[label, n].append(rate)
                     latencies[label, n] += lat
-            log(f"round {round_}: " + ", ".join(f"{k if isinstance(k, str) else '%s %d' % k} "
-                                               f"{v[-1]:,.0f}" for k, v in rates.items()))
+            log(f"round {round_}: " + ", ".join(f"{k[0]} {k[1]}: {v[-1]:,.0f}"
+                                               for k, v in rates.items()))
     report(args, note, test_path, clients, rates, latencies)
     return 0
 
 
 def report(args, note, test_path, clients, rates, latencies) -> None:
-    reference = median(rates["in-process"])
+    from cner.serving.registry import default_threads
+
+    in_process_rows = sorted(k for k in rates if k[0] == "in-process")
+    reference = max(median(rates[k]) for k in in_process_rows)
+    chunks = next(k for k in rates if k[0] == "in-process chunks")
     print(machine_line())
     print(f"model: {args.size}, random weights, precision {args.precision}; texts: "
           f"{args.texts} sentences of {note if 'NOTE' in note else test_path.name}, "
           f"{args.texts_per_request} per request; {args.rounds} rounds of {args.seconds:g} s "
           f"per variant, variants taking turns; median chars/s of the rounds; server: cner serve "
-          f"{args.server_args or '(defaults: --max-batch-chars 16384, --max-wait-ms 5)'}")
-    body = [("in-process Tagger.pipe", "-", "-", f"{reference:,.0f}", "1.00", "-", "-", "-")]
+          f"{args.server_args or '(defaults: --max-batch-chars 16384, --max-wait-ms 5)'}, "
+          f"torch threads {default_threads()}")
+    body = [(f"in-process Tagger.pipe, {k[1]} torch threads", "-", "-",
+             f"{median(rates[k]):,.0f}", f"{median(rates[k]) / reference:.2f}", "-", "-", "-")
+            for k in in_process_rows]
+    body.append((f"in-process Tagger.pipe, {default_threads()} torch threads, {chunks[1]} "
+                 "texts a call", "-", "-", f"{median(rates[chunks]):,.0f}",
+                 f"{median(rates[chunks]) / reference:.2f}", "-", "-", "-"))
     for label in ("batched", "batching off"):
         for n in clients:
             lat = latencies[label, n]
