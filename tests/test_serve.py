@@ -570,3 +570,19 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(tmp_path, tiny_model)
     assert len(answer[0].json()["entities"]) == 2
     assert process.returncode == 0, err
     assert "returned" in out and "Shutting down" in err
+
+
+def test_a_model_that_fails_to_load_stops_the_server_with_one_line(tmp_path, tiny_model):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    port = free_port()
+    done = subprocess.run([sys.executable, "-m", "cner", "serve", "-m", str(broken), "--port",
+                           str(port)], capture_output=True, text=True, env=server_env(),
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the server stopped: loading the models failed: "), last
+    assert "Traceback" not in done.stderr

@@ -128,7 +128,7 @@ class Batcher:
             raise KeyError(model)
         job = Job(model, list(items), max(1, chars))
         with self._cond:
-            if self._closing or self.draining:
+            if self._closing:  # not `draining`: requests in flight at a SIGTERM still run
                 raise ShuttingDown("the server is shutting down")
             if self.error is not None:
                 raise NotReady(f"the models failed to load: {self.error}")
