@@ -116,48 +116,51 @@ class ServedModel:
         return out
 
 
-class TaggerRunner:
+class _Runner:
+    """Loads a served model on the model thread, warms it up with ``warm_up`` items, and runs
+    a batch's items through its ``pipe``."""
+
+    warm_up: tuple = WARM_UP_TEXTS
+
+    def __init__(self, model: ServedModel) -> None:
+        self.model = model
+        self.name = model.name
+
+    def _load(self, options):
+        raise NotImplementedError
+
+    def load(self) -> None:
+        options = self.model.options
+        options.apply_threads()
+        loaded = self._load(options)
+        list(loaded.pipe(list(self.warm_up)))
+        self.model.loaded = loaded
+
+    def run(self, items: list) -> list:
+        return list(self.model.loaded.pipe(items))
+
+
+class TaggerRunner(_Runner):
     """Runs a NER model: `Tagger.pipe` over a batch's texts."""
 
-    def __init__(self, model: ServedModel) -> None:
-        self.model = model
-        self.name = model.name
-
-    def load(self) -> None:
+    def _load(self, options):
         from cner.inference.tagger import Tagger
 
-        options = self.model.options
-        options.apply_threads()
-        tagger = Tagger.load(self.model.directory, device=options.device,
-                             precision=options.precision, batch_size=options.batch_size,
-                             compile=options.compile)
-        list(tagger.pipe(WARM_UP_TEXTS))
-        self.model.loaded = tagger
-
-    def run(self, items: list) -> list:
-        return list(self.model.loaded.pipe(items))
+        return Tagger.load(self.model.directory, device=options.device,
+                           precision=options.precision, batch_size=options.batch_size,
+                           compile=options.compile)
 
 
-class ClassifierRunner:
+class ClassifierRunner(_Runner):
     """Runs a classification model: `Classifier.pipe` over texts and ``(text, pair)``s."""
 
-    def __init__(self, model: ServedModel) -> None:
-        self.model = model
-        self.name = model.name
+    warm_up = (*WARM_UP_TEXTS, (WARM_UP_TEXTS[0], WARM_UP_TEXTS[1]))
 
-    def load(self) -> None:
+    def _load(self, options):
         from cner.inference.classifier import Classifier
 
-        options = self.model.options
-        options.apply_threads()
-        classifier = Classifier.load(self.model.directory, device=options.device,
-                                     precision=options.precision,
-                                     batch_size=options.batch_size)
-        list(classifier.pipe([*WARM_UP_TEXTS, (WARM_UP_TEXTS[0], WARM_UP_TEXTS[1])]))
-        self.model.loaded = classifier
-
-    def run(self, items: list) -> list:
-        return list(self.model.loaded.pipe(items))
+        return Classifier.load(self.model.directory, device=options.device,
+                               precision=options.precision, batch_size=options.batch_size)
 
 
 def open_models(specs: list[tuple[str, str]], options: LoadOptions | None = None
