@@ -73,7 +73,7 @@ def serve_command(models, host, port, max_batch_chars, max_wait_ms, no_batching,
         raise UsageError("--api-key (or CNER_API_KEY) is empty; give a key or leave it unset")
     check_device(device, precision)
 
-    from cner.serving.app import Limits
+    from cner.serving.schemas import Limits
     from cner.serving.registry import LoadOptions, model_specs
     from cner.serving.server import ServeOptions, is_loopback, serve
 

@@ -1,7 +1,7 @@
 """The HTTP API (FastAPI): ``POST /v1/ner``, ``POST /v1/classify``, ``GET /v1/models``,
 ``GET /healthz``, ``GET /readyz``, ``GET /metrics``; the OpenAPI page at ``/docs``.
 
-Every request body is read here, within ``Limits.max_body_bytes`` (413 past it, before the
+Every request body is read (`cner.serving.schemas`) within ``Limits.max_body_bytes`` (413 past it, before the
 rest is read), parsed as JSON and checked against the request's schema (422 naming the
 field: ``texts[2]: Input should be a valid string``); texts are checked for their count and
 length (413 with the limit) and for lone surrogates (422: such a string is not Unicode text
@@ -17,193 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
-import re
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cner.inference.writers import entity_dict
 from cner.serving.batcher import Batcher, BatcherError, item_chars
 from cner.serving.metrics import ServerMetrics
 from cner.serving.registry import ServedModel
+from cner.serving.schemas import (ERRORS, ApiError, ClassifyRequest, ClassifyResponse, Limits,
+                                  NerRequest, NerResponse, body_doc, check_texts, field_name,
+                                  one_or_many, parse, read_body)
 
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may hold (413 past any of them)."""
-
-    max_body_bytes: int = 1 << 20
-    max_texts: int = 4096
-    max_text_chars: int = 100_000
-
-
-class ApiError(Exception):
-    """An answer other than 200: ``status``, a one-line ``detail``, the ``field`` at fault."""
-
-    def __init__(self, status: int, detail: str, *, field: str | None = None,
-                 errors: list[dict] | None = None, headers: dict | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.field = status, detail, field
-        self.errors, self.headers = errors, headers
-
-    def response(self) -> JSONResponse:
-        body: dict = {"detail": self.detail}
-        if self.field is not None:
-            body["field"] = self.field
-        if self.errors:
-            body["errors"] = self.errors
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
-
-
-# -- request and response schemas (the OpenAPI page shows them) ------------------------------
-
-class NerRequest(BaseModel):
-    """``text`` (one text) or ``texts`` (a list); ``model``: a served NER model's name."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "examples": [{"texts": ["张伟在北京大学工作。", "李娜去了上海。"]},
-                     {"text": "张伟在北京大学工作。", "model": "default"}]})
-    text: str | None = Field(None, description="One text; the answer's `entities` is a list.")
-    texts: list[str] | None = Field(None, description="Texts; `entities` is a list per text.")
-    model: str | None = Field(None, description="Model name (default: the first NER model).")
-
-
-class ClassifyRequest(BaseModel):
-    """``text`` (with an optional ``text_pair``) or ``texts`` (with optional ``text_pairs``,
-    one per text, for sentence-pair models)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "examples": [{"texts": ["这家酒店很干净，服务也好。"]},
-                     {"text": "还款日怎么改", "text_pair": "如何修改还款日期"}]})
-    text: str | None = Field(None, description="One text; the answer has `prediction`.")
-    text_pair: str | None = Field(None, description="The second sentence of a pair.")
-    texts: list[str] | None = Field(None, description="Texts; the answer has `predictions`.")
-    text_pairs: list[str] | None = Field(None, description="Second sentences, one per text.")
-    model: str | None = Field(None, description="Model name (default: the first classifier).")
-
-
-class EntityOut(BaseModel):
-    start: int = Field(description="Offset of the first character (code points).")
-    end: int = Field(description="Offset after the last character (exclusive).")
-    label: str
-    text: str = Field(description="text[start:end]")
-    score: float = Field(description="Mean CRF marginal probability of the entity's tags.")
-
-
-class NerResponse(BaseModel):
-    model: str
-    entities: list[EntityOut] | list[list[EntityOut]]
-
-
-class PredictionOut(BaseModel):
-    label: str | float | list[str]
-    probabilities: dict[str, float]
-
-
-class ClassifyResponse(BaseModel):
-    model: str
-    prediction: PredictionOut | None = None
-    predictions: list[PredictionOut] | None = None
-
-
-class ErrorOut(BaseModel):
-    detail: str
-    field: str | None = None
-
-
-ERRORS = {code: {"model": ErrorOut} for code in (401, 413, 422, 500, 503)}
-
-
-def _body_doc(schema: type[BaseModel]) -> dict:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": schema.model_json_schema()}}}}
-
-
-# -- reading a request -------------------------------------------------------------------------
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to pass ``limit`` bytes."""
-    too_large = ApiError(413, f"the request body is over the limit of {limit} bytes "
-                              "(--max-body-bytes)")
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise ApiError(400, "Content-Length is not a number")
-        if int(length) > limit:
-            raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse(body: bytes, schema: type[BaseModel]):
-    """The body as ``schema``; 422 naming the field otherwise."""
-    try:
-        data = json.loads(body)
-    except UnicodeDecodeError as exc:
-        raise ApiError(422, f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                       field="body") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(422, f"the body is not valid JSON ({exc.msg}: line {exc.lineno} "
-                            f"column {exc.colno})", field="body") from None
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(422, f"the body is not valid JSON ({exc})", field="body") from None
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        errors = [{"field": _field(e["loc"]), "message": e["msg"]}
-                  for e in exc.errors(include_url=False, include_input=False)]
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ApiError(422, f"{first['field']}: {first['message']}{more}",
-                       field=first["field"], errors=errors) from None
-
-
-def _field(loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-def one_or_many(one: str | None, many: list[str] | None, name: str) -> tuple[list[str], bool]:
-    """The texts of a request and whether it gave one (``name``) rather than a list."""
-    if (one is None) == (many is None):
-        both = "both" if one is not None else "neither"
-        raise ApiError(422, f"give either {name!r} (one text) or {name + 's'!r} (a list of "
-                            f"texts); the request has {both}", field=name)
-    return ([one], True) if one is not None else (many, False)
-
-
-def check_texts(texts: list[str], single: bool, limits: Limits, name: str = "text") -> None:
-    if len(texts) > limits.max_texts:
-        raise ApiError(413, f"{len(texts)} texts in one request; the limit is "
-                            f"{limits.max_texts} (--max-texts)", field=name + "s")
-    for i, text in enumerate(texts):
-        where = name if single else f"{name}s[{i}]"
-        if len(text) > limits.max_text_chars:
-            raise ApiError(413, f"{where} has {len(text)} characters; the limit is "
-                                f"{limits.max_text_chars} (--max-text-chars)", field=where)
-        if not text.isascii() and (bad := LONE_SURROGATE.search(text)):
-            raise ApiError(422, f"{where} holds a lone surrogate U+{ord(bad.group()):04X} at "
-                                f"offset {bad.start()}, which is not a character", field=where)
-
-
-# -- the application ---------------------------------------------------------------------------
 
 class Service:
     """What the routes share: the models, the batcher, the limits, the metrics."""
@@ -293,7 +123,7 @@ def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
     limits = service.limits
 
     @app.post("/v1/ner", response_model=NerResponse, responses=ERRORS, tags=["models"],
-              dependencies=auth, openapi_extra=_body_doc(NerRequest),
+              dependencies=auth, openapi_extra=body_doc(NerRequest),
               summary="Entities of one text or of many")
     async def ner(request: Request):
         req = parse(await read_body(request, limits.max_body_bytes), NerRequest)
@@ -304,7 +134,7 @@ def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
         return JSONResponse({"model": model.name, "entities": docs[0] if single else docs})
 
     @app.post("/v1/classify", response_model=ClassifyResponse, responses=ERRORS,
-              tags=["models"], dependencies=auth, openapi_extra=_body_doc(ClassifyRequest),
+              tags=["models"], dependencies=auth, openapi_extra=body_doc(ClassifyRequest),
               summary="Label and every label's probability, of texts or sentence pairs")
     async def classify(request: Request):
         req = parse(await read_body(request, limits.max_body_bytes), ClassifyRequest)
@@ -375,7 +205,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request, exc: RequestValidationError):
-        errors = [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        errors = [{"field": field_name(e["loc"]), "message": e["msg"]} for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return ApiError(422, f"{first['field']}: {first['message']}", field=first["field"],
                         errors=errors).response()

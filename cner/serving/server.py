@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import uvicorn
 
 from cner.errors import InputError, ModelError
-from cner.serving.app import Limits, create_app
+from cner.serving.app import create_app
+from cner.serving.schemas import Limits
 from cner.serving.batcher import Batcher
 from cner.serving.metrics import ServerMetrics
 from cner.serving.registry import LoadOptions, ServedModel, open_models, runner_for
