@@ -299,6 +299,13 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def files_in(directory: str | os.PathLike | None) -> list[Path]:
+    """The regular files directly inside ``directory`` (none when it is not a directory): a
+    model directory's files are inputs that no output may replace."""
+    path = None if directory is None else Path(directory)
+    return [p for p in path.iterdir() if p.is_file()] if path is not None and path.is_dir() else []
+
+
 def check_not_input(output: str | os.PathLike | None, inputs: Iterable[str | os.PathLike],
                     *, also: Iterable[str | os.PathLike] = ()) -> None:
     """Refuse (`InputError`) to replace an input: ``output`` (or any path in ``also``, such as

@@ -142,8 +142,9 @@ def positional_or_alias(value, alias, name: str, option: str, *, required: bool 
 
 def model_files(model_dir: str | os.PathLike) -> list[Path]:
     """The files of a model directory: inputs that no output may replace."""
-    path = Path(model_dir)
-    return [p for p in path.iterdir() if p.is_file()] if path.is_dir() else []
+    from cner.fileio import files_in
+
+    return files_in(model_dir)
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cner.errors import ConfigError, InputError, ModelError
-from cner.fileio import check_not_input, output_target
+from cner.fileio import check_not_input, files_in, output_target
 from cner.inference.documents import (ERRORS, Document, all_documents, check_input, input_kind,
                                       input_size, is_stream, read_documents)
 from cner.inference.jobs import (Sink, job_identity, new_progress, open_sink, partial_of,
@@ -160,10 +160,8 @@ def _check_job(inputs: list[str], tagger, output, format: str | None, errors: st
             raise InputError(problem)
     target = None if output is None else output_target(output)
     if target is not None and target.kind == "file":
-        model_dir = Path(tagger) if isinstance(tagger, (str, os.PathLike)) else None
-        model_files = ([p for p in model_dir.iterdir() if p.is_file()]
-                       if model_dir is not None and model_dir.is_dir() else [])
-        check_not_input(output, [*inputs, *model_files],
+        model_dir = tagger if isinstance(tagger, (str, os.PathLike)) else None
+        check_not_input(output, [*inputs, *files_in(model_dir)],
                         also=[partial_of(target.path), state_of(target.path)])
     elif target is not None and resume:
         raise InputError(f"--resume needs a regular file --output; {os.fspath(output)} is "
