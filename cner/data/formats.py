@@ -197,7 +197,7 @@ def convert_corpus(source: str | Path, target: str | Path | None, *, to: str,
     the report's ``unaligned``; nested ones are flattened as for column files.
     """
     if check_target(to) == SPACY:
-        from cner.data.spacy_docbin import examples_to_docbin, require_spacy
+        from cner.data.spacy_docbin import require_spacy
 
         require_spacy("--to spacy")
         if target is None:

@@ -17,7 +17,6 @@ import torch
 from cner.encoding.classification import collate_docs, encode_pair, encode_single
 from cner.encoding.vocab import CharVocab
 from cner.errors import InputError
-from cner.fileio import atomic_write
 from cner.models.metadata import ClassifierOptions, ModelMeta
 from cner.runtime.engine import Engine, prepare_engine
 
