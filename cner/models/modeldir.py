@@ -14,7 +14,8 @@ layer), ``cner_head.safetensors`` (CRF transitions, feature embeddings): `cner.m
 transformers' ``AutoTokenizer``): `cner.models.tokenizer`. ``bigrams.txt`` (models with
 bigram features). ``cner_model.json``: `cner.models.metadata.ModelMeta`. ``README.md``: the
 model card, `cner.models.card`. ``cner_config.yaml`` (the run's config) and ``metrics.json``
-(from training).
+(from training). ``onnx/model.onnx`` and ``onnx/model.onnx.json``: `cner export --onnx`
+(`cner.runtime.onnxexport`), optional.
 
 A directory is written under a temporary name and renamed into place, so a crash never
 leaves a half-written model; it gets the modes a plain ``mkdir``/``open`` would give it.
@@ -59,6 +60,12 @@ HEAD_WEIGHTS = "cner_head.safetensors"
 CARD = "README.md"
 TOKENIZER = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
+# cner export --onnx (`cner.runtime.onnxexport`): the encoder and tag layer as ONNX, in a
+# subfolder, with a sidecar naming its inputs, opset and the checksums of the weights it came
+# from (model.onnx.json). Optional; not among MODEL_FILES.
+ONNX_DIR = "onnx"
+ONNX_MODEL = "model.onnx"
+ONNX_META_SUFFIX = ".json"
 REQUIRED = (WEIGHTS, ENCODER_CONFIG, VOCAB, META)
 # Every file a model directory may hold (what `cner push` uploads, and downloads read).
 MODEL_FILES = [WEIGHTS, HEAD_WEIGHTS, ENCODER_CONFIG, VOCAB, BIGRAMS, META, RUN_CONFIG, METRICS,
