@@ -95,8 +95,7 @@ class Predictor:
             windows = windows * 2  # a batch of one would compile again; row 1 is unused
         device = self.engine.device
         inputs = {k: t.to(device) for k, t in collate_inputs(windows, self.featurizer).items()}
-        with torch.inference_mode(), self.engine.autocast():
-            scores = self.model.emissions(**inputs)  # shape: (B, L, T)
+        scores = self.engine.emissions(inputs)  # shape: (B, L, T); torch or onnxruntime
         return scores[:rows].float(), inputs["char_mask"][:rows]
 
     def tag_texts(self, texts: Sequence[str], *, batch_size: int | None = None

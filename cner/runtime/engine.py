@@ -18,17 +18,24 @@ What an inference-only engine does to its model, in order (each step measured; R
 
 A training-time engine (``inference_only=False``) shares its model with the optimiser, so it
 changes nothing in it: half precision is autocast only.
+
+``backend="onnx"`` (`cner.runtime.onnxengine`): none of the above; a tagger's emissions come
+from its ONNX export run by onnxruntime, fp32 on the CPU, and the rest stays as it is.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from cner.errors import ModelError
+from cner.errors import ConfigError, ModelError
 from cner.runtime.devices import autocast, resolve_device, resolve_precision
+
+
+BACKENDS = ("torch", "onnx")  # what computes a tagger's emissions (`Engine.backend`)
 
 
 def is_transformer(encoder: object) -> bool:
@@ -52,7 +59,10 @@ def batch_overhead_positions(model: nn.Module) -> float:
 
 class Engine:
     """A model ready to run: ``model``, ``device``, ``precision`` (``fp32``/``bf16``/
-    ``fp16``), whether it is ``compiled``, and `autocast` for its calls."""
+    ``fp16``), whether it is ``compiled``, and `autocast` for its calls. ``backend``: what
+    computes a tagger's `emissions` (``torch``; ``onnx``: `cner.runtime.onnxengine`)."""
+
+    backend = "torch"
 
     def __init__(self, model: nn.Module, device: torch.device, precision: str, *,
                  inference_only: bool) -> None:
@@ -65,6 +75,12 @@ class Engine:
 
     def autocast(self) -> AbstractContextManager:
         return autocast(self.device, self.precision)
+
+    def emissions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A tagger's emission scores ``(B, L, T)`` (the engine's precision) of collated
+        inputs (`cner.encoding.batching.collate_inputs`), already on the device."""
+        with torch.inference_mode(), self.autocast():
+            return self.model.emissions(**inputs)  # shape: (B, L, T)
 
     def _pack(self) -> None:
         from cner.runtime.packing import pack_linear_layers
@@ -107,11 +123,23 @@ class Engine:
 def prepare_engine(model: nn.Module, *, device: str | torch.device = "cpu",
                    precision: str = "auto", compile: bool = False,
                    warm_up: Callable[[Engine], object] | None = None,
-                   inference_only: bool = True) -> Engine:
+                   inference_only: bool = True, backend: str = "torch",
+                   onnx_file: str | Path | None = None) -> Engine:
     """The model on ``device`` at ``precision`` (``auto``: bf16 where the CPU or GPU has it,
     else fp32), compiled when ``compile`` (``warm_up(engine)`` then runs one call to compile
-    it now; required with ``compile``). See the module docstring for what is done when."""
+    it now; required with ``compile``). See the module docstring for what is done when.
+    ``backend="onnx"``: a tagger whose emissions onnxruntime computes from ``onnx_file`` (its
+    export, checked by `cner.runtime.onnxexport.find_onnx`), fp32 on the CPU."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    if backend == "onnx":
+        from cner.runtime.onnxengine import prepare_onnx_engine
+
+        if onnx_file is None or not inference_only:
+            raise ValueError("backend='onnx' is for inference, from an onnx_file")
+        return prepare_onnx_engine(model, onnx_file, device=torch_device, precision=precision,
+                                   compile=compile)
     precision = resolve_precision(precision, torch_device)
     engine = Engine(model, torch_device, precision, inference_only=inference_only)
     if not inference_only:
