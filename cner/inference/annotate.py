@@ -76,6 +76,7 @@ def worth_compiling(tagger: Tagger, input_bytes: int) -> bool:
     transformer encoder on CPU, and at least `AUTO_COMPILE_MIN_FLOPS` of work."""
     engine = tagger.engine
     if (engine.compiled or engine.device.type != "cpu"
+            or getattr(engine, "backend", "torch") != "torch"
             or not is_transformer(getattr(engine.model, "encoder", None))):  # BiLSTM: not measured
         return False
     work = input_bytes / 3 * encoder_flops_per_position(engine.model)
@@ -83,13 +84,14 @@ def worth_compiling(tagger: Tagger, input_bytes: int) -> bool:
 
 
 def _load_tagger(tagger, inputs: Sequence[str], device: str, batch_size: int | None,
-                 precision: str, compile: bool | None):
-    """A `Tagger` given as such is used as it is; a model directory is loaded and, with
-    ``compile=None``, compiled when `worth_compiling` (a failure then only warns)."""
+                 precision: str, compile: bool | None, backend: str = "torch"):
+    """A `Tagger` given as such is used as it is; a model directory is loaded (on
+    ``backend``) and, with ``compile=None``, compiled when `worth_compiling` (a failure then
+    only warns)."""
     if not isinstance(tagger, (str, os.PathLike)):
         return tagger
     tagger = Tagger.load(tagger, device=device, batch_size=batch_size or 64, precision=precision,
-                         compile=bool(compile))
+                         compile=bool(compile), backend=backend)
     input_bytes = sum(input_size(p) or 0 for p in inputs)  # streams: unknown, counted as 0
     if compile is None and worth_compiling(tagger, input_bytes):
         print("note: compiling the model for this large input (TorchInductor, under a minute; "
@@ -106,14 +108,15 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
                    batch_size: int | None = None, text_column: str = "text",
                    id_column: str | None = None, errors: str = "strict", resume: bool = False,
                    progress: bool = True, device: str = "cpu", precision: str = "auto",
-                   compile: bool | None = None, min_score: float | None = None
-                   ) -> AnnotateReport:
+                   compile: bool | None = None, min_score: float | None = None,
+                   backend: str = "torch") -> AnnotateReport:
     """Annotate ``inputs`` with ``tagger`` and write CSV/TSV/JSON/JSONL/Parquet to ``output``
     (standard output when ``None``).
 
     ``tagger``: a `Tagger`, used as it is, or a model directory, loaded on ``device`` at
     ``precision`` and compiled with TorchInductor if ``compile`` is true; ``None`` (auto)
-    compiles for large inputs (see `AUTO_COMPILE_MIN_FLOPS`).
+    compiles for large inputs (see `AUTO_COMPILE_MIN_FLOPS`). ``backend``: ``torch``, or
+    ``onnx`` for the model's ONNX export run by onnxruntime (`Tagger.load`).
 
     ``format`` defaults from the output suffix (one naming no format is an `InputError`),
     else CSV. ``batch_size`` (windows per model call, 1 to `MAX_BATCH_SIZE`) defaults to the
@@ -129,11 +132,14 @@ def annotate_files(inputs: Sequence[str | os.PathLike] | str | os.PathLike, tagg
     for path in inputs:
         check_input(path)
     _check_first_documents(inputs, text_column=text_column, id_column=id_column, errors=errors)
-    tagger = _load_tagger(tagger, inputs, device, batch_size, precision, compile)
-    # The engine is part of the job: compiled scores may differ in the last digits.
+    tagger = _load_tagger(tagger, inputs, device, batch_size, precision, compile, backend)
+    # The engine is part of the job: compiled (or onnx) scores may differ in the last digits.
+    # The backend is named only when it is not torch, so older partial outputs still resume.
+    engine, backend = tagger.engine, getattr(tagger.engine, "backend", "torch")
     return _run(inputs, tagger, target, fmt, resume, progress,
                 {"format": fmt, "text_column": text_column, "id_column": id_column,
-                 "errors": errors, "compiled": tagger.engine.compiled, "min_score": min_score},
+                 "errors": errors, "compiled": engine.compiled, "min_score": min_score,
+                 **({} if backend == "torch" else {"backend": backend})},
                 batch_size or tagger.predictor.batch_size,
                 "<stdout>" if output is None else os.fspath(output))
 

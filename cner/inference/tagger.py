@@ -35,7 +35,8 @@ class Tagger:
 
     @classmethod
     def load(cls, model_dir: str | Path, *, device: str = "cpu", batch_size: int = 64,
-             precision: str = "auto", compile: bool = False) -> Tagger:
+             precision: str = "auto", compile: bool = False, backend: str = "torch",
+             onnx_file: str | Path | None = None) -> Tagger:
         """Load a model directory for annotation; ``model_dir`` may also be the Hugging Face
         hub id of a cner model (``owner/name``, when no such directory exists here), fetched
         once into the hub cache (`cner.models.hub.resolve_model_dir`).
@@ -45,6 +46,11 @@ class Tagger:
         minute at load, faster on large inputs. What else is done to the model for speed
         (eager attention, weights cast once, packed linear weights) is decided in one place,
         `cner.runtime.engine.prepare_engine`, shared with evaluation and classification.
+
+        ``backend="onnx"``: the encoder runs from the model's ONNX export (``onnx_file``,
+        default ``MODEL_DIR/onnx/model.onnx``, written by ``cner export --onnx``; a missing or
+        stale export is a one-line `ModelError` saying to run it) through onnxruntime, fp32 on
+        the CPU; windows, batching, features, CRF decoding and offsets are the same code.
         """
         from cner.models.hub import resolve_model_dir
         from cner.models.modeldir import load_tagger_dir
@@ -52,14 +58,21 @@ class Tagger:
 
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        model, featurizer, meta = load_tagger_dir(resolve_model_dir(model_dir))
+        model_dir = resolve_model_dir(model_dir)
+        if backend == "onnx":  # before the weights load: a missing export fails fast
+            from cner.runtime.onnxexport import find_onnx, require_onnx
+
+            require_onnx()
+            onnx_file, _ = find_onnx(model_dir, onnx_file)
+        model, featurizer, meta = load_tagger_dir(model_dir)
 
         def predictor_for(engine: Engine) -> Predictor:
             return Predictor(engine, featurizer, max_length=meta.max_length,
                              overlap=meta.overlap, batch_size=batch_size)
 
         engine = prepare_engine(model, device=device, precision=precision, compile=compile,
-                                warm_up=lambda e: predictor_for(e).tag_texts(WARM_UP_TEXTS))
+                                warm_up=lambda e: predictor_for(e).tag_texts(WARM_UP_TEXTS),
+                                backend=backend, onnx_file=onnx_file)
         return cls(predictor_for(engine), meta)
 
     @property
