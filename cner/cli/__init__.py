@@ -70,6 +70,8 @@ def _register() -> None:
     register(main)  # pretrain, vocab build, corpora text
     from cner.cli.serve import serve_command
     main.add_command(serve_command)  # cner serve (the serve extra)
+    from cner.cli.export import export_command
+    main.add_command(export_command)  # cner export --onnx (the onnx extra)
 
 
 _register()

@@ -177,6 +177,11 @@ def evaluate_command(data, model_dir, data_alias, fmt, json_out, batch_size, len
               help="Compile the encoder with TorchInductor first (15-60 s on CPU), then "
                    "annotate 1.05-1.2x faster.  [default: compile a transformer on CPU when "
                    "the input files are large enough to pay it back, e.g. 5 MB for bert-base]")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch",
+              show_default=True,
+              help='onnx: run the encoder exported by cner export --onnx (MODEL_DIR/onnx/'
+                   'model.onnx; a missing or stale export is an error saying to run it) '
+                   'through onnxruntime, fp32 on the CPU (pip install "cner[onnx]").')
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help='ray: annotate on Ray Data actors (pip install '
               '"cner[ray]"), the same output file.')
@@ -187,7 +192,7 @@ def evaluate_command(data, model_dir, data_alias, fmt, json_out, batch_size, len
                    "local Ray]")
 def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, text_column,
                      id_column, errors, resume, min_score, device, precision, compile_model,
-                     engine, workers, address):
+                     backend, engine, workers, address):
     """Find the entities in each document of INPUT... (.txt: one document per line; .jsonl;
     .csv/.tsv; .parquet; .gz/.bz2/.xz of the text formats; - for standard input) and write
     CSV, TSV, JSON, JSONL or Parquet (from the --output suffix or --to).
@@ -199,6 +204,7 @@ def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, te
       cner annotate corpora/sample/news.txt --model runs/tiny/model --output news.csv
       cner annotate docs.jsonl table.csv --model runs/tiny/model -o entities.jsonl --resume
       cat news.txt | cner annotate - --model runs/tiny/model --to json
+      cner annotate news.txt --model runs/tiny/model --backend onnx -o news.csv
     """
     from cner.inference.annotate import annotate_files
 
@@ -206,7 +212,8 @@ def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, te
     if engine == "ray":
         ignored = [name for name, given in (("--resume", resume), ("--compile/--no-compile",
                    compile_model is not None), ("--device", device != "cpu"),
-                   ("--precision", precision != "auto")) if given]
+                   ("--precision", precision != "auto"), ("--backend", backend != "torch"))
+                   if given]
         if ignored:  # each actor loads the model as Tagger.load does by default
             raise UsageError(f"--engine ray does not take {', '.join(ignored)}; drop them, or "
                              "annotate with the local engine")
@@ -223,7 +230,7 @@ def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, te
     report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
                             text_column=text_column, id_column=id_column, errors=errors,
                             resume=resume, device=device, precision=precision,
-                            compile=compile_model, min_score=min_score)
+                            compile=compile_model, min_score=min_score, backend=backend)
     if output:
         click.echo(f"{report.summary()}; wrote {output}", err=True)
     format_alias_note(format_alias)
