@@ -186,6 +186,16 @@ def test_sentence_order_pairs_split_a_sequence_and_swap_half(vocab, sample_lines
             assert types[row, :seps[0] + 1].sum() == 0 and (types[row, seps[0] + 1:n] == 1).all()
 
 
+@pytest.mark.parametrize("objective", ["none", "sop", "nsp"])
+def test_batch_counts_every_character_once_whatever_the_pair_objective(objective):
+    # the one-character sequence gets no pair ([CLS] x [SEP]): it must count as one character
+    docs = [["一二三四五", "六七八"], ["甲乙丙丁戊己庚辛壬癸"], ["子"]]
+    vocab = CharVocab.build(line for doc in docs for line in doc)
+    packed = pack_documents(docs, vocab, length=4, words=False)
+    builder = BatchBuilder(packed, vocab, Masker(MaskingSpec(), vocab), objective)
+    batch = builder.build(list(range(len(packed))), np.random.default_rng(0))
+    assert batch["n_chars"] == packed.characters == 19
+
 # --- corpora text and vocabularies -----------------------------------------------------------
 
 def test_corpora_text_exclude_removes_exactly_the_listed_lines(tmp_path):

@@ -155,9 +155,10 @@ class BatchBuilder:
         ``attention_mask``, ``token_type_ids`` and ``labels`` long ``(B, L)`` (right-padded;
         labels `IGNORE` where nothing is predicted), ``pair_labels`` long ``(B,)`` with a
         pair objective, and ``n_chars`` (characters in the batch)."""
-        rows, pair_labels = [], []
+        rows, pair_labels, chars = [], [], 0
         for k in sequences:
             ids, flags = self.packed.sequence(int(k))
+            chars += len(ids)  # a short sequence gets no pair, so count before the specials
             if self.pair_objective == "none":
                 seq, marks, types = self._single(ids, flags)
             else:
@@ -172,14 +173,12 @@ class BatchBuilder:
         labels = torch.full(shape, IGNORE, dtype=torch.long)
         token_type_ids = torch.zeros(shape, dtype=torch.long)
         attention_mask = torch.zeros(shape, dtype=torch.long)
-        chars = 0
         for row, (inputs, target, types) in enumerate(rows):
             n = len(inputs)
             input_ids[row, :n] = torch.from_numpy(inputs)
             labels[row, :n] = torch.from_numpy(target)
             token_type_ids[row, :n] = torch.from_numpy(types)
             attention_mask[row, :n] = 1
-            chars += n - (2 if self.pair_objective == "none" else 3)
         batch = {"input_ids": input_ids, "attention_mask": attention_mask,
                  "token_type_ids": token_type_ids, "labels": labels, "n_chars": chars}
         if self.pair_objective != "none":
