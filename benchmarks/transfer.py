@@ -120,7 +120,7 @@ def run_cell(row: str, task: str, init: str, encoder: str | None, output: Path,
     from cner.runtime.devices import resolve_device, resolve_precision
 
     config, overrides = ROWS[row].tasks[task]
-    overrides = [*overrides, "training.early_stopping_patience=null"]
+    overrides = list(overrides)  # the config as published: early stopping, budget, seed
     if encoder:
         overrides.append(f"model.encoder={encoder}")
     if minutes is not None:
