@@ -219,18 +219,37 @@ class CRF(nn.Module):
             alphas = self._alphas(emissions, mask, start, trans)  # shape: (B, L, T)
         return torch.logsumexp(alphas[:, -1] + end, dim=1)  # shape: (B,)
 
-    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor, *,
+                  temperature: float = 1.0) -> torch.Tensor:
         """Posterior ``p(tag_t = j | emissions)`` by forward-backward, float32 ``(B, L, T)``.
 
         ``emissions`` float ``(B, L, T)``; ``mask`` bool ``(B, L)``. Rows sum to 1 where
-        ``mask`` is True and are 0 elsewhere.
+        ``mask`` is True and are 0 elsewhere. ``temperature``: the marginals of the path
+        distribution with every score (emissions, start, transitions, end) divided by it,
+        ``p_T(y) ~ exp(score(y) / T)``; above 1 it is softer (knowledge distillation).
         """
         emissions = self._check(emissions, mask)
         with sequential_cpu(emissions):
-            return self._marginals(emissions, mask)
+            probs = torch.softmax(self._through(emissions, mask, temperature), dim=2)
+        return probs * mask.unsqueeze(2).to(probs.dtype)  # shape: (B, L, T)
 
-    def _marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        start, trans, end = self._scores()
+    def log_marginals(self, emissions: torch.Tensor, mask: torch.Tensor, *,
+                      temperature: float = 1.0) -> torch.Tensor:
+        """``log`` of `marginals`, float32 ``(B, L, T)``, 0 where ``mask`` is False;
+        differentiable (a student's side of a distillation loss). Forbidden tags get about
+        ``DISALLOWED / temperature``, finite, so ``0 * log p`` never makes a NaN."""
+        emissions = self._check(emissions, mask)
+        with sequential_cpu(emissions):
+            logp = torch.log_softmax(self._through(emissions, mask, temperature), dim=2)
+        return logp.masked_fill(~mask.unsqueeze(2), 0.0)  # shape: (B, L, T)
+
+    def _through(self, emissions: torch.Tensor, mask: torch.Tensor,
+                 temperature: float = 1.0) -> torch.Tensor:
+        """``alpha + beta`` float32 ``(B, L, T)``: per position and tag the log-score of all
+        paths through it (a softmax over tags gives the marginals), every score divided by
+        ``temperature``."""
+        start, trans, end = (score / temperature for score in self._scores())
+        emissions = emissions / temperature
         alphas = self._alphas(emissions, mask, start, trans)  # shape: (B, L, T)
         seq_len = emissions.shape[1]
         beta = end.expand_as(emissions[:, 0])  # shape: (B, T)
@@ -242,10 +261,9 @@ class CRF(nn.Module):
             beta = torch.where(mask[:, t + 1].unsqueeze(1), nxt, end.expand_as(nxt))  # shape: (B, T)
             betas.append(beta)
         betas = torch.stack(betas[::-1], dim=1)  # shape: (B, L, T)
-        # alpha + beta is the log-score of all paths through (t, j); softmax divides by Z
-        # and makes each row sum to exactly 1 without a separate log Z.
-        probs = torch.softmax(alphas + betas, dim=2)  # shape: (B, L, T)
-        return probs * mask.unsqueeze(2).to(probs.dtype)
+        # alpha + beta is the log-score of all paths through (t, j); a softmax over j divides
+        # by Z and makes each row sum to exactly 1 without a separate log Z.
+        return alphas + betas
 
     @torch.no_grad()
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
