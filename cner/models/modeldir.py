@@ -93,16 +93,19 @@ def read_meta(directory: str | Path) -> ModelMeta:
 # --- building models from metadata ------------------------------------------------------------
 
 def build_tagger(encoder: nn.Module, meta: ModelMeta, featurizer: Featurizer, *,
-                 unk_dropout: float = 0.0, unk_id: int = 0):
+                 unk_dropout: float = 0.0, unk_id: int = 0, tagger_class: type | None = None):
     """The `TokenTagger` ``meta`` describes over ``encoder`` (bigram embeddings sized by
-    ``featurizer``'s bigram list); the same call at training time and at load time."""
+    ``featurizer``'s bigram list); the same call at training time and at load time.
+    ``tagger_class``: a subclass with another training loss and the same parameters (the
+    student of `cner distill`), saved and loaded as a plain `TokenTagger`."""
     from cner.models.tagger import TokenTagger
 
+    tagger_class = tagger_class or TokenTagger
     features = meta.features or NerFeatures()
     if features.bigrams != bool(featurizer.bigrams):
         raise ModelError(f"the model {'uses' if features.bigrams else 'has no'} bigram "
                          f"features but its featurizer {'has none' if features.bigrams else 'has'}")
-    return TokenTagger(encoder, meta.labels, scheme=meta.scheme or "bio", head=meta.head,
+    return tagger_class(encoder, meta.labels, scheme=meta.scheme or "bio", head=meta.head,
                        dropout=meta.dropout, n_bigrams=len(featurizer.bigrams or ()),
                        boundaries=features.word_boundaries, lexicon=features.lexicon,
                        unk_dropout=unk_dropout, unk_id=unk_id)
