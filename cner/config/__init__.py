@@ -26,12 +26,12 @@ from cner.config.loading import (all_keys, apply_overrides, config_from_dict, lo
                                  unknown_key)
 from cner.config.paths import CORPORA_ENV, SAVED_CONFIG, SOURCE_ROOT, corpora_root
 from cner.config.schema import (LOCAL_ENCODERS, PATH_KEYS, ClassifyConfig, Config, DataConfig,
-                                ModelConfig, PretrainConfig, TrainingConfig)
+                                DistillConfig, ModelConfig, PretrainConfig, TrainingConfig)
 
 __all__ = [
     "AT_LEAST_ONE", "CHOICES", "CORPORA_ENV", "DEVICE", "FLOAT_RANGES", "LOCAL_ENCODERS",
     "MIN_LENGTH", "MIN_PAIR_LENGTH", "PATH_KEYS", "PRECISIONS", "SAVED_CONFIG", "SCHEME_NAMES",
-    "SEED_LIMIT", "SOURCE_ROOT", "ClassifyConfig", "Config", "DataConfig", "ModelConfig",
-    "PretrainConfig", "TrainingConfig", "all_keys", "apply_overrides", "check_values",
-    "config_from_dict", "corpora_root", "load_config", "unknown_key",
+    "SEED_LIMIT", "SOURCE_ROOT", "ClassifyConfig", "Config", "DataConfig", "DistillConfig",
+    "ModelConfig", "PretrainConfig", "TrainingConfig", "all_keys", "apply_overrides",
+    "check_values", "config_from_dict", "corpora_root", "load_config", "unknown_key",
 ]

@@ -31,7 +31,8 @@ AT_LEAST_ONE = {"training.epochs": "an int >= 1", "training.max_steps": "an int 
                 "model.num_layers": "an int >= 1", "model.num_heads": "an int >= 1",
                 "model.intermediate_size": "an int >= 1", "model.vocab_min_count": "an int >= 1",
                 "model.bigram_min_count": "an int >= 1", "pretrain.span_max": "an int >= 1",
-                "pretrain.vocab_size": "an int >= 1", "pretrain.eval_sequences": "an int >= 1"}
+                "pretrain.vocab_size": "an int >= 1", "pretrain.eval_sequences": "an int >= 1",
+                "distill.teacher_batch_chars": "an int >= 1", "distill.eval_texts": "an int >= 1"}
 
 # (key, test, what it expects) for floats; NaN fails every test.
 FLOAT_RANGES = [
@@ -50,6 +51,9 @@ FLOAT_RANGES = [
     ("pretrain.random_prob", lambda x: 0 <= x <= 1, "a number in [0, 1]"),
     ("pretrain.span_p", lambda x: 0 < x <= 1, "a number in (0, 1]"),
     ("pretrain.eval_fraction", lambda x: 0 <= x < 1, "a number in [0, 1)"),
+    ("distill.temperature", lambda x: 0 < x < math.inf, "a finite number > 0"),
+    ("distill.alpha", lambda x: 0 <= x <= 1, "a number in [0, 1]"),
+    ("distill.eval_fraction", lambda x: 0 <= x < 1, "a number in [0, 1)"),
 ]
 
 SCHEME_NAMES = ("bio", "iob1", "bioes", "bmes", "bilou")  # cner.schemes.SCHEMES

@@ -1,7 +1,7 @@
 """The typed sections of a run configuration, their defaults, and writing a config back.
 
 A config is nested dataclasses, one per section (``data``, ``model``, ``training``,
-``classify``) under `Config`; a field's annotation is the type a YAML value must have
+``classify``, ``pretrain``, ``distill``) under `Config`; a field's annotation is the type a YAML value must have
 (`cner.config.loading` checks it), its default the value when the file does not give one.
 `PATH_KEYS` names the fields that hold paths (`cner.config.paths` resolves them).
 """
@@ -113,6 +113,19 @@ class PretrainConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation (``cner distill``): a student tagger trained on the per-character
+    tag distributions (CRF marginals) of a teacher model, and on gold labels where they exist."""
+
+    temperature: float = 1.0  # both sides' marginals of path scores / T; the soft loss x T^2
+    alpha: float = 0.5  # labelled sentences: soft-target loss weight; gold CRF loss: 1 - alpha
+    gold: bool = True  # read data.train (teacher-annotated too); false: raw text only
+    teacher_batch_chars: int = 4096  # padded positions per teacher call
+    eval_fraction: float = 0.05  # raw-text lines held out to score agreement with the teacher
+    eval_texts: int = 2000  # at most this many held out
+
+
+@dataclass
 class Config:
     name: str = "tiny-cpu"
     data: DataConfig = field(default_factory=DataConfig)
@@ -120,6 +133,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
