@@ -35,7 +35,8 @@ def default_run_dir(cfg: Config) -> Path:
 RUN_MARKER = "cner_run.json"
 # What a run writes at the top of its directory; ".NAME.*" are their temporaries.
 RUN_ENTRIES = (RUN_MARKER, RUN_CONFIG, RUN_VOCAB, "checkpoints", "model", "metrics.jsonl",
-               "summary.json", "bigrams.txt", "pretrain_text.json")
+               "summary.json", "bigrams.txt", "pretrain_text.json", "distill_run.json",
+               "teacher_targets.safetensors")
 
 
 def _is_run_entry(name: str) -> bool:
