@@ -14,11 +14,12 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from cner.encoding.batching import collate_inputs, plan_batches
 from cner.encoding.features import Featurizer
-from cner.encoding.windows import merge_windows, plan_windows
+from cner.encoding.windows import merge_windows, plan_windows, window_owners
 from cner.runtime.engine import Engine, batch_overhead_positions
 from cner.schemes import tags_to_spans
 
@@ -98,9 +99,10 @@ class Predictor:
         scores = self.engine.emissions(inputs)  # shape: (B, L, T); torch or onnxruntime
         return scores[:rows].float(), inputs["char_mask"][:rows]
 
-    def tag_texts(self, texts: Sequence[str], *, batch_size: int | None = None
-                  ) -> list[tuple[list[str], list[float]]]:
-        """Per text: one tag and the marginal probability of that tag per character."""
+    def _run_windows(self, texts: Sequence[str], batch_size: int
+                     ) -> tuple[list[Job], list[tuple[list[int], torch.Tensor, torch.Tensor]]]:
+        """Every window of ``texts`` through the engine: the windows, and per batch (window
+        indices, emissions float32 ``(b, L, T)``, char mask bool ``(b, L)``)."""
         jobs: list[Job] = []
         for i, text in enumerate(texts):
             if text:
@@ -109,10 +111,16 @@ class Predictor:
         encoded = {i: self.featurizer.features(text) for i, text in enumerate(texts) if text}
         order = sorted(range(len(jobs)), key=lambda k: jobs[k][2] - jobs[k][1], reverse=True)
         pending = []  # per batch: (window indices, emissions, char_mask)
-        for chunk in self._batches(order, jobs, batch_size or self.batch_size):
+        for chunk in self._batches(order, jobs, batch_size):
             windows = [self.featurizer.window(encoded[jobs[k][0]], jobs[k][1], jobs[k][2])
                        for k in chunk]
             pending.append((chunk, *self._emissions(windows, len(chunk))))
+        return jobs, pending
+
+    def tag_texts(self, texts: Sequence[str], *, batch_size: int | None = None
+                  ) -> list[tuple[list[str], list[float]]]:
+        """Per text: one tag and the marginal probability of that tag per character."""
+        jobs, pending = self._run_windows(texts, batch_size or self.batch_size)
         results: list = [None] * len(jobs)
         tags = self.model.tags
         if pending:
@@ -126,6 +134,35 @@ class Predictor:
             spans = [(jobs[k][1], jobs[k][2]) for k in ks]
             out[i] = (merge_windows(spans, [results[k][0] for k in ks]),
                       merge_windows(spans, [results[k][1] for k in ks]))
+        return out
+
+    @torch.inference_mode()
+    def tag_distributions(self, texts: Sequence[str], *, temperature: float = 1.0,
+                          batch_size: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text: its best tag ids, int64 ``(n,)`` (Viterbi, as `tag_texts`), and every
+        character's distribution over the tags, float32 ``(n, T)``: the CRF marginals of the
+        path scores divided by ``temperature`` (`cner.models.distillation.tag_log_probs`).
+        Windows and their merging are `tag_texts`'; a distillation teacher's soft targets."""
+        from cner.models.distillation import tag_log_probs
+
+        jobs, pending = self._run_windows(texts, batch_size or self.batch_size)
+        per_window: list = [None] * len(jobs)
+        for chunk, scores, mask in pending:
+            best, _ = self.model.decode_emissions(scores, mask, with_marginals=False)
+            probs = tag_log_probs(self.model, scores, mask, temperature=temperature).exp()
+            best, probs = best.cpu().numpy(), probs.cpu().numpy()  # shapes: (b, L), (b, L, T)
+            for row, k in enumerate(chunk):
+                n = jobs[k][2] - jobs[k][1]
+                per_window[k] = (best[row, :n], probs[row, :n])
+        out = [(np.zeros(0, np.int64), np.zeros((0, len(self.model.tags)), np.float32))
+               for _ in texts]
+        for i, ks in itertools.groupby(range(len(jobs)), key=lambda k: jobs[k][0]):
+            ks = list(ks)
+            owners = window_owners([(jobs[k][1], jobs[k][2]) for k in ks])
+            parts = [(per_window[k], lo - jobs[k][1], hi - jobs[k][1])
+                     for k, (lo, hi) in zip(ks, owners)]
+            out[i] = (np.concatenate([tags[a:b] for (tags, _), a, b in parts]),
+                      np.concatenate([probs[a:b] for (_, probs), a, b in parts]))
         return out
 
     def entities(self, texts: Sequence[str], *, batch_size: int | None = None
