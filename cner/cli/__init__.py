@@ -72,6 +72,8 @@ def _register() -> None:
     main.add_command(serve_command)  # cner serve (the serve extra)
     from cner.cli.export import export_command
     main.add_command(export_command)  # cner export --onnx (the onnx extra)
+    from cner.cli.distill import distill_command
+    main.add_command(distill_command)  # cner distill (teacher -> student)
 
 
 _register()
