@@ -19,10 +19,15 @@ from cner.encoding.features import Featurizer
 from cner.encoding.windows import plan_windows
 
 
+def _dtype(key: str) -> type:
+    return np.int64 if key == "lexicon_ids" else np.int32  # lexicon bits use all 32 bits
+
+
 @dataclass(frozen=True)
 class TextStore:
     """The featurizer's ids of many texts: text ``i`` is positions ``offsets[i]:offsets[i+1]``
-    of every array in ``features`` (int32 ``(N,)`` per `Featurizer.keys` entry)."""
+    of every array in ``features`` (``(N,)`` per `Featurizer.keys` entry: int32, int64 for
+    the lexicon's 32-bit masks)."""
 
     offsets: np.ndarray  # int64 (n_texts + 1,)
     features: dict[str, np.ndarray]
@@ -36,8 +41,8 @@ class TextStore:
         for text in texts:
             if text:
                 for key, ids in featurizer.features(text).items():
-                    parts[key].append(np.asarray(ids, dtype=np.int32))
-        features = {key: np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
+                    parts[key].append(np.asarray(ids, dtype=_dtype(key)))
+        features = {key: np.concatenate(arrays) if arrays else np.zeros(0, _dtype(key))
                     for key, arrays in parts.items()}
         return cls(offsets, features)
 

@@ -9,14 +9,17 @@ two without changing a single prediction), so matching emissions would tie the s
 the teacher's split rather than to what it believes. The marginals are what both taggers'
 decisions and `Entity.score` come from, whatever the encoder, and the student's gradient
 flows through its own transitions as well. A softmax-head tagger's marginals are the
-softmax of its emissions.
+softmax of its emissions. Measured (the BiLSTM teacher and student of tests/test_distill.py,
+raw sample text only, T = 1, two seeds; entity F1 of the student against the teacher on the
+sample's test sentences): marginals 0.870 and 0.879, KL of softmax(emissions) 0.716 and 0.664.
 
 **Temperature** ``T`` divides every path score (emissions, start, transitions, end) before
 the marginals are taken: the Gibbs distribution over whole paths at temperature T, ``p_T(y)
 ~ p(y)^(1/T)``. Dividing the emissions alone would leave the transitions T times stronger
 relative to them, a distribution no tagger would produce at T = 1. As in Hinton et al.
 (2015) the soft loss is multiplied by ``T^2``, which keeps its gradients on the scale of
-T = 1 whatever T is, so ``alpha`` means the same at every temperature.
+T = 1 whatever T is, so ``alpha`` means the same at every temperature. (In the measurement
+above T = 2 gave 0.821 and 0.865, T = 4 0.775 and 0.688: on a short run T = 1 is the default.)
 
 **The loss** per sentence: ``KL(teacher_T || student_T)`` summed over its characters (on the
 scale of the CRF's negative log-likelihood, which also sums over characters); on a labelled
@@ -88,7 +91,8 @@ class DistillationTagger(TokenTagger):
         ``(B, L, T)`` (the teacher's tag distributions at this temperature), ``has_gold``
         bool ``(B,)``; the rest as `TokenTagger.emissions`.
         """
-        scores = self.emissions(input_ids, attention_mask, char_mask, **features)  # shape: (B, L, T)
+        scores = self.emissions(input_ids, attention_mask, char_mask,
+                                **features)  # shape: (B, L, T)
         t = self.temperature
         soft = soft_target_loss(tag_log_probs(self, scores, char_mask, temperature=t),
                                 soft_targets, char_mask) * (t * t)  # shape: (B,)

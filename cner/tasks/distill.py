@@ -24,7 +24,7 @@ import json
 import os
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -116,6 +116,10 @@ def read_data(cfg: Config, texts: Sequence[str]) -> DistillData:
                 raw.append(line)
     if not raw and not train:
         raise InputError("the text has no lines to distil on", path=texts[0])
+    if any(dropped.values()):
+        print(f"note: left out {dropped['labelled']:,} text lines that are data.train "
+              f"sentences (used once, labelled) and {dropped['dev/test']:,} that are dev or "
+              "test sentences", file=sys.stderr)
     d = cfg.distill
     n_held = min(d.eval_texts, int(round(len(raw) * d.eval_fraction)))
     order = list(range(len(raw)))
@@ -216,10 +220,6 @@ def distill(config: Config | None = None, *, teacher: str | Path | None = None,
                                                  output=output, resume=resume,
                                                  overwrite=overwrite)
     data = read_data(cfg, texts)
-    if any(data.dropped.values()):
-        print(f"note: left out {data.dropped['labelled']:,} text lines that are data.train "
-              f"sentences (used once, labelled) and {data.dropped['dev/test']:,} that are "
-              "dev or test sentences", file=sys.stderr)
     gold = gold_ids(data.train, info, cfg.data.train)
     gold_ids(data.dev, info, cfg.data.dev)  # checks that the teacher knows the dev labels
     all_texts = data.texts
@@ -230,31 +230,9 @@ def distill(config: Config | None = None, *, teacher: str | Path | None = None,
     trained = data.training_texts()
     model, featurizer, meta = build_student(cfg, run_dir, info, [all_texts[i] for i in trained],
                                             resume=resume is not None)
-    store = TextStore.build(all_texts, featurizer)
-    labels = np.zeros(len(targets.tags), dtype=np.int64)  # shape: (N,); 0 where no gold
-    if gold:
-        labels[:store.offsets[len(gold)]] = np.concatenate([np.asarray(g, np.int64) for g in gold])
-    windows = store.windows(trained, max_chars=cfg.data.max_length - 2, overlap=cfg.data.overlap)
-    n_gold = len(data.train)
-
-    def make_batch(indices: Sequence[int]) -> dict:
-        rows = windows[np.asarray(indices)]  # shape: (b, 3)
-        batch = store.collate(rows, featurizer, {"labels": labels, "soft_targets": targets.probs})
-        batch["has_gold"] = torch.from_numpy(rows[:, 0] < n_gold)  # shape: (b,)
-        batch["n_chars"] = int(batch["char_mask"].sum())
-        return batch
-
-    sizes = (windows[:, 2] - windows[:, 1]).tolist()
-    plans: dict[int, list[list[int]]] = {}
-
-    def epoch_batches(epoch: int) -> WindowBatches:
-        if epoch not in plans:  # the plan is seeded by (seed, epoch): resume sees the same
-            plans.clear()
-            plans[epoch] = bucketed_batches(sizes, batch_size=cfg.training.batch_size,
-                                            seed=cfg.training.seed, epoch=epoch)
-        return WindowBatches(plans[epoch], make_batch)
-
-    held = (data.held_out + n_gold).tolist()
+    epoch_batches = training_batches(cfg, TextStore.build(all_texts, featurizer), featurizer,
+                                     targets, gold, trained)
+    held = (data.held_out + len(data.train)).tolist()
     held_texts, held_spans = [all_texts[i] for i in held], teacher_spans(targets, info, held)
 
     def evaluate(m) -> dict:
@@ -279,6 +257,38 @@ def distill(config: Config | None = None, *, teacher: str | Path | None = None,
                         resume=resume is not None, progress=progress)
     write_summary(run_dir, cfg, result, data, info)
     return run_dir, result
+
+
+def training_batches(cfg: Config, store: TextStore, featurizer, targets: TeacherTargets,
+                     gold: Sequence[Sequence[int]], trained: Sequence[int]
+                     ) -> Callable[[int], WindowBatches]:
+    """``epoch_batches(epoch)`` for the loop: the windows of the ``trained`` texts in
+    length-bucketed batches seeded by ``(seed, epoch)`` (what makes resume exact), each with
+    its teacher targets, gold tags (the first ``len(gold)`` texts) and ``has_gold``."""
+    labels = np.zeros(len(targets.tags), dtype=np.int64)  # shape: (N,); 0 where no gold
+    if gold:
+        labels[:store.offsets[len(gold)]] = np.concatenate([np.asarray(g, np.int64) for g in gold])
+    windows = store.windows(trained, max_chars=cfg.data.max_length - 2, overlap=cfg.data.overlap)
+    per_char = {"labels": labels, "soft_targets": targets.probs}
+
+    def make_batch(indices: Sequence[int]) -> dict:
+        rows = windows[np.asarray(indices)]  # shape: (b, 3)
+        batch = store.collate(rows, featurizer, per_char)
+        batch["has_gold"] = torch.from_numpy(rows[:, 0] < len(gold))  # shape: (b,)
+        batch["n_chars"] = int(batch["char_mask"].sum())
+        return batch
+
+    sizes = (windows[:, 2] - windows[:, 1]).tolist()
+    plans: dict[int, list[list[int]]] = {}
+
+    def epoch_batches(epoch: int) -> WindowBatches:
+        if epoch not in plans:  # planned once per epoch, collated batch by batch
+            plans.clear()
+            plans[epoch] = bucketed_batches(sizes, batch_size=cfg.training.batch_size,
+                                            seed=cfg.training.seed, epoch=epoch)
+        return WindowBatches(plans[epoch], make_batch)
+
+    return epoch_batches
 
 
 def student_provenance(cfg: Config, teacher: TeacherInfo, texts: Sequence[str]):
