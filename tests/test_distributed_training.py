@@ -102,3 +102,57 @@ def test_a_resumed_two_rank_run_takes_the_same_steps(tmp_path):
     again = _weights(last)
     for name in finished:
         torch.testing.assert_close(again[name], finished[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def _rank(output: Path, rank: int, port: int, extra: tuple[str, ...]) -> subprocess.Popen:
+    """One rank started by hand, as a launcher on another machine would: nothing supervises
+    the pair, so only cner's collective timeout can stop the survivor."""
+    args = ["train", "-q", "--output", str(output)]
+    for setting in SETTINGS:
+        args += ["--set", setting]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "RANK": str(rank),
+           "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "CNER_DIST_TIMEOUT": "60"}
+    return subprocess.Popen([sys.executable, "-m", "cner", *args, *extra], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_rank_stops_the_other_with_one_line_and_the_run_resumes(tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    extra = ("--set", "training.max_steps=60", "--set", "training.checkpoint_every=3",
+             "--set", "training.eval_every=30")
+    port = _free_port()
+    ranks = [_rank(run, r, port, extra) for r in (0, 1)]
+    try:
+        deadline = time.monotonic() + 300  # two cold starts on a busy machine
+        while not list((run / "checkpoints").glob("step-*")):
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            assert ranks[1].poll() is None, ranks[1].communicate()[1][-2000:]
+            time.sleep(0.02)
+        ranks[1].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = ranks[0].communicate(timeout=90)  # well inside CNER_DIST_TIMEOUT + start-up
+        print(f"rank 0 stopped {time.monotonic() - killed:.1f} s after rank 1 was killed")
+    finally:
+        for proc in ranks:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert ranks[0].returncode not in (0, None)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err[-2000:]
+    assert "another rank stopped" in lines[-1] and "--resume" in lines[-1], err[-2000:]
+    assert not (run / "model").exists() or (run / "checkpoints").exists()
+    # the whole run is gone now (rank 0 stopped, rank 1 killed): it resumes to the end
+    resumed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), "-m", "cner",
+         "train", "-q", "--resume", str(run)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, capture_output=True,
+        text=True, timeout=300, cwd=ROOT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ends = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"end"' in line]
+    assert ends and '"step": 60' in ends[-1]
