@@ -82,3 +82,74 @@ def test_ray_engine_refuses_the_options_it_would_ignore(tmp_path, tiny_model, ex
                              "--engine", "ray", *extra], tmp_path)
     assert code == 2 and f"--engine ray does not take {named}" in output, output
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_threads_is_refused_by_the_local_engine(tmp_path, tiny_model):
+    (tmp_path / "a.txt").write_text("张伟在北京工作。\n", "utf-8")
+    code, output = run_cner(["annotate", "a.txt", "-m", str(tiny_model), "-o", "o.csv",
+                             "--threads", "2"], tmp_path)
+    assert code == 2 and "--threads is for --engine ray" in output, output
+    assert not (tmp_path / "o.csv").exists()
+
+
+def _actor_pids() -> list[int]:
+    """Processes of the TaggerActor pool (Ray titles a worker ``ray::...TaggerActor...``)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if title.startswith(b"ray::") and b"TaggerActor" in title:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds Ray's actor "
+                    "processes through /proc (Linux)")
+def test_an_actor_killed_mid_job_loses_and_duplicates_nothing(tmp_path, tiny_model):
+    pytest.importorskip("ray", reason='needs Ray Data: pip install "cner[ray]"')
+    import signal
+    import threading
+    import time
+
+    import ray
+
+    from cner.distributed import annotate_files
+
+    text = tmp_path / "docs.txt"
+    text.write_text(_lines(4000), "utf-8")
+    single = subprocess.run([sys.executable, "-m", "cner", "annotate", str(text), "--model",
+                             str(tiny_model), "-o", str(tmp_path / "one.jsonl"), "--batch-size", "1"],
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    outcome: dict = {}
+
+    def job() -> None:  # 500 chunks of 8 lines over two actors
+        try:
+            outcome["report"] = annotate_files([text], tiny_model, output=tmp_path / "ray.jsonl",
+                                               workers=2, threads=1, batch_size=1)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=job)
+    try:
+        worker.start()
+        deadline = time.monotonic() + 240
+        while len(pids := _actor_pids()) < 2:
+            assert worker.is_alive(), outcome
+            assert time.monotonic() < deadline, "the actors did not start within 240 s"
+            time.sleep(0.02)
+        time.sleep(0.5)  # both actors at work
+        assert worker.is_alive(), "the job ended before an actor could be killed"
+        os.kill(pids[0], signal.SIGKILL)
+        worker.join(timeout=300)
+        assert not worker.is_alive(), "the job did not finish within 300 s of the kill"
+    finally:
+        ray.shutdown()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"]["documents"] == 3765  # 235 empty lines: numbered, not written
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()

@@ -187,12 +187,14 @@ def evaluate_command(data, model_dir, data_alias, fmt, json_out, batch_size, len
               '"cner[ray]"), the same output file.')
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="--engine ray: actors.  [default: the cluster's CPUs]")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="--engine ray: torch threads per actor.  [default: 1]")
 @click.option("--address", default=None,
               help="--engine ray: a running cluster (ray start --head; 'auto').  [default: a "
                    "local Ray]")
 def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, text_column,
                      id_column, errors, resume, min_score, device, precision, compile_model,
-                     backend, engine, workers, address):
+                     backend, engine, workers, threads, address):
     """Find the entities in each document of INPUT... (.txt: one document per line; .jsonl;
     .csv/.tsv; .parquet; .gz/.bz2/.xz of the text formats; - for standard input) and write
     CSV, TSV, JSON, JSONL or Parquet (from the --output suffix or --to).
@@ -222,10 +224,13 @@ def annotate_command(inputs, model_dir, output, to, format_alias, batch_size, te
         done = annotate_on_ray(inputs, model_dir, output=output, format=fmt,
                                batch_size=batch_size, text_column=text_column,
                                id_column=id_column, errors=errors, min_score=min_score,
-                               workers=workers, address=address)
+                               workers=workers, threads=threads, address=address)
         click.echo(f"annotated {done['documents']:,} documents, {done['entities']:,} entities "
                    f"in {done['seconds']:.1f} s on Ray; wrote {output}", err=True)
         return
+    if threads is not None:
+        raise UsageError("--threads is for --engine ray (torch threads per actor); the local "
+                         "engine uses torch's default (set OMP_NUM_THREADS to change it)")
     check_device(device, precision)  # here, so that the errors name the options
     report = annotate_files(inputs, model_dir, output=output, format=fmt, batch_size=batch_size,
                             text_column=text_column, id_column=id_column, errors=errors,
