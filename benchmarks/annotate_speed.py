@@ -29,9 +29,11 @@ process as a user's ``cner annotate`` runs, over the same stretch of wall time. 
 characters of the input texts / that time; the table shows the median of the rounds, after
 two untimed warm-up passes over 64 texts.
 
-Compute ceiling: one more interleaved process multiplies 2048x2048 bf16 matrices (for
-``--probe-share`` of a variant's time), giving the machine's bf16 FLOP/s over the same
-stretch of time, and
+Compute ceiling: one more interleaved process per precision in use multiplies 2048x2048
+matrices in that precision (for ``--probe-share`` of a variant's time), giving the machine's
+bf16 or fp32 FLOP/s over the same stretch of time; each variant is held to the ceiling of its
+own precision (a bf16 probe on a CPU without bf16 measures emulation, not what fp32 reaches).
+The bf16 variants are skipped, with a note, on a CPU without bf16. Then
 
     ceiling chars/s = matmul FLOP/s / F,
     F = layers * (2 * (4*H^2 + 2*H*I) + 4*H*S)        FLOPs per character
@@ -67,17 +69,24 @@ LABELS = {"cner_annotate": "cner annotate texts.txt -o out.csv, bf16, compiled",
           "cner_compiled": "cner Tagger.pipe, bf16, compile=True",
           "cner_bf16": "cner Tagger.pipe, bf16", "cner_fp32": "cner Tagger.pipe, fp32",
           "pipeline": "HF pipeline (simple aggregation, batch 1, fp32)"}
-PROBE = "matmul"
+PROBES = {"bf16": "matmul_bf16", "fp32": "matmul_fp32"}  # one compute ceiling per precision
 PIPELINE_TARGET = {"small": 5.0, "base": 3.0}
 CEILING_TARGET = {"base": 0.75}
 
 
-def setup_probe(n: int = 2048):
-    """Process job: 2048x2048 bf16 matmuls until told to stop; returns the FLOPs done."""
+def precision_of(variant: str) -> str:
+    return "fp32" if variant == "cner_fp32" else "bf16"
+
+
+def setup_probe(dtype: str, n: int = 2048):
+    """Process job: 2048x2048 matmuls in ``dtype`` (bf16/fp32) until told to stop; returns
+    the FLOPs done. Each precision gets its own probe: a bf16 probe on a CPU without bf16
+    measures emulation and says nothing about what an fp32 engine could reach."""
     import torch
 
-    a = torch.randn(n, n).to(torch.bfloat16)
-    b = torch.randn(n, n).to(torch.bfloat16)
+    kind = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a = torch.randn(n, n).to(kind)
+    b = torch.randn(n, n).to(kind)
     for _ in range(2):
         a @ b
 
@@ -173,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     add_variants_option(parser, VARIANTS)
     args = parser.parse_args(argv)
     variants = chosen_variants(parser, args, VARIANTS)
+    from cner.runtime.devices import cpu_has_bf16
+
+    if not cpu_has_bf16() and (skipped := [v for v in variants if v in BF16]):
+        # oneDNN's bf16 kernels fail (or are emulated) here: fp32 is the fast path
+        log(f"skipping {', '.join(skipped)}: this CPU has no bf16 (fp32 is the fast path)")
+        variants = [v for v in variants if v not in BF16]
 
     import torch
     from transformers import BertForTokenClassification
@@ -227,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         jobs["pipeline"] = (setup_pipeline, dict(hf_dir=str(tmp / "hf"), texts=texts))
         del hf_model
     del model
-    jobs[PROBE] = (setup_probe, {})
+    probes = {PROBES[p]: p for p in sorted({precision_of(v) for v in variants
+                                            if v.startswith("cner")})}
+    for probe, dtype in probes.items():
+        jobs[probe] = (setup_probe, {"dtype": dtype})
 
     flops, mean_len = flops_per_char(args.size, texts, args.max_length, args.overlap)
     log(f"{note}: {len(texts)} texts, {n_chars:,} characters (longest {max(map(len, texts))}); "
@@ -235,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         f"F = {flops / 1e6:.2f} MFLOP/char (mean window {mean_len:.1f} positions)")
     log(f"starting {len(jobs)} processes (load, compile, warm-up: untimed)")
     speeds: dict[str, list[float]] = {v: [] for v in variants}
-    ceilings: list[float] = []
-    fractions: dict[str, list[float]] = {v: [] for v in BF16 if v in variants}
+    ceilings: dict[str, list[float]] = {dtype: [] for dtype in probes.values()}
+    fractions: dict[str, list[float]] = {v: [] for v in variants if v.startswith("cner")}
     with ProcessInterleaver(jobs, quantum=args.quantum) as interleaver:
         compile_s = interleaver.info.get("cner_compiled", {}).get("load_s")
         if compile_s is not None:
@@ -246,29 +264,35 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             started = time.perf_counter()
             if r == 0:
-                weights = {PROBE: args.probe_share}
+                weights = {probe: args.probe_share for probe in probes}
             else:  # the last round's times, so that the jobs finish together
                 weights = {v: busy[v] for v in variants}
-                weights[PROBE] = args.probe_share * median(list(weights.values()))
-            busy, summaries = interleaver.run_round(weights=weights, until_others={PROBE})
-            peak = summaries[PROBE] / busy[PROBE]
-            ceilings.append(peak / flops)
+                share = args.probe_share * median(list(weights.values()))
+                weights.update({probe: share for probe in probes})
+            busy, summaries = interleaver.run_round(weights=weights, until_others=set(probes))
+            peaks = {dtype: summaries[probe] / busy[probe] for probe, dtype in probes.items()}
+            for dtype, peak in peaks.items():
+                if peak <= 0:  # the probe's turn was shorter than one product
+                    raise SystemExit(f"the {dtype} matmul probe finished no product in its turn; "
+                                     "give it more time (--probe-share, --texts)")
+                ceilings[dtype].append(peak / flops)
             for v in variants:
                 speeds[v].append(n_chars / busy[v])
                 log(f"round {r + 1}/{args.rounds} {v:10s} {speeds[v][-1]:>10,.0f} chars/s "
                     f"({busy[v]:.2f} s)")
             for v in fractions:
-                fractions[v].append(speeds[v][-1] / ceilings[-1])
-            log(f"round {r + 1}/{args.rounds} bf16 matmul {peak / 1e9:,.0f} GFLOP/s "
-                f"({busy[PROBE]:.2f} s) -> ceiling {ceilings[-1]:,.0f} chars/s; round "
-                f"took {time.perf_counter() - started:.1f} s")
+                fractions[v].append(speeds[v][-1] / ceilings[precision_of(v)][-1])
+            for dtype, peak in peaks.items():
+                log(f"round {r + 1}/{args.rounds} {dtype} matmul {peak / 1e9:,.0f} GFLOP/s "
+                    f"-> ceiling {ceilings[dtype][-1]:,.0f} chars/s")
+            log(f"round {r + 1}/{args.rounds} took {time.perf_counter() - started:.1f} s")
         outputs = {v: interleaver.result(v) for v in variants}
 
     med = {v: median(speeds[v]) for v in variants}
     rows = []
     for v in variants:
         ratio = f"{med[v] / med['pipeline']:.2f}x" if "pipeline" in med and v != "pipeline" else ""
-        share = f"{100 * med[v] / median(ceilings):.0f}%" if v.startswith("cner") else ""
+        share = f"{100 * median(fractions[v]):.0f}% ({precision_of(v)})" if v in fractions else ""
         rows.append([LABELS[v], f"{med[v]:,.0f}", " / ".join(f"{s:,.0f}" for s in speeds[v]),
                      ratio, share])
     checks = []
@@ -311,9 +335,11 @@ def main(argv: list[str] | None = None) -> int:
           f"characters; {args.rounds} rounds, variants and matmul probe each in its own "
           f"process, interleaved (quantum {args.quantum} s)")
     print(machine_line())
-    print(f"compute ceiling: bf16 2048x2048 matmul {median(ceilings) * flops / 1e9:,.0f} GFLOP/s "
-          f"(median of rounds, {threads} threads, interleaved with the variants) / F {flops / 1e6:.2f} MFLOP/char "
-          f"(S = {mean_len:.1f}) = {median(ceilings):,.0f} chars/s")
+    for dtype, values in ceilings.items():
+        print(f"compute ceiling ({dtype}): {dtype} 2048x2048 matmul "
+              f"{median(values) * flops / 1e9:,.0f} GFLOP/s (median of rounds, {threads} threads, "
+              f"interleaved with the variants) / F {flops / 1e6:.2f} MFLOP/char "
+              f"(S = {mean_len:.1f}) = {median(values):,.0f} chars/s")
     print(table(["variant", "chars/s (median)", "per round", "vs pipeline", "% of ceiling"], rows))
     if compile_s is not None:
         print(f"compile=True: Tagger.load took {compile_s:.1f} s (TorchInductor, once per "
