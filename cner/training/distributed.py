@@ -172,8 +172,9 @@ def open_run_first(open_run: Callable[[], tuple[Any, Path]],
 
 
 def row_slice(batch: dict, part: int, parts: int) -> dict:
-    """Rank ``part``'s rows of a collated ``batch`` with ``loss_weight`` = its share of the rows
-    times ``parts`` (so the ranks' average of weighted mean losses is the batch's mean loss).
+    """Rank ``part``'s rows of a collated ``batch`` (``n_chars`` still the whole batch's) with
+    ``loss_weight`` = its share of the rows times ``parts`` (so the ranks' average of weighted
+    mean losses is the batch's mean loss).
     A rank left without rows gets one row with weight 0 (it must still take part in the
     gradient all-reduce)."""
     tensors = [v for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() >= 1]
@@ -184,11 +185,8 @@ def row_slice(batch: dict, part: int, parts: int) -> dict:
         lo, hi = part % n, part % n + 1
     out = {k: (v[lo:hi] if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.size(0) == n
                else v) for k, v in batch.items()}
-    if "n_chars" in batch:
-        if "char_mask" in batch:
-            out["n_chars"] = int(out["char_mask"].sum()) if weight else 0
-        else:
-            out["n_chars"] = int(round(batch["n_chars"] * weight / parts))
+    # ``n_chars`` stays the whole batch's: rank 0 alone logs throughput and the characters
+    # trained, and they are the run's (a rank's own share would read 1/N of the speed).
     out["loss_weight"] = batch.get("loss_weight", 1.0) * weight
     return out
 
