@@ -7,10 +7,6 @@ import itertools
 import json
 import math
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +17,7 @@ from click.testing import CliRunner
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cner.cli import main  # noqa: E402
+from killed_runs import kill_after_checkpoint, resume, run_to_end  # noqa: E402
 from cner.config import load_config  # noqa: E402
 from cner.models.crf import CRF, transition_constraints  # noqa: E402
 from cner.models.distillation import (DistillationTagger, gold_loss, soft_target_loss,  # noqa: E402
@@ -34,9 +31,6 @@ FAST = ["training.precision=fp32", "training.device=cpu", "training.threads=1"]
 # must not: measured 0.89 and 0.00 (0.95 on the held-out raw text).
 AGREEMENT = 0.85
 
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cner.cli", *args]
 
 
 def _sets(items) -> list[str]:
@@ -288,27 +282,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, teacher, sample_t
                 *_sets([*FAST, "training.epochs=3", "training.checkpoint_every=5",
                         "training.eval_every=20", "data.test=null", "distill.temperature=2",
                         "distill.alpha=0.7", "model.dropout=0.2", "model.unk_dropout=0.05"])]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    straight = tmp_path / "straight"
-    subprocess.run(_cli(*settings, "-o", str(straight)), check=True, env=env,
-                   capture_output=True, timeout=300)
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*settings, "-o", str(killed)), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    latest = killed / "checkpoints" / "latest"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if latest.exists() and latest.read_text().strip() >= "step-00000025":
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "summary.json").exists()
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run_to_end(settings, straight)
+    kill_after_checkpoint(settings, killed, 25)
     cache = os.stat(killed / "teacher_targets.safetensors")
-    subprocess.run(_cli("distill", "--resume", str(killed), "-q"), check=True, env=env,
-                   capture_output=True, timeout=300)
+    resume("distill", killed)
     after = os.stat(killed / "teacher_targets.safetensors")
     assert (after.st_ino, after.st_mtime_ns) == (cache.st_ino, cache.st_mtime_ns)
 

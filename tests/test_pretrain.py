@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +15,7 @@ from click.testing import CliRunner
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cner.cli import main  # noqa: E402
+from killed_runs import kill_after_checkpoint, resume, run_to_end  # noqa: E402
 from cner.config import load_config  # noqa: E402
 from cner.data.formats import read_corpus  # noqa: E402
 from cner.data.text import corpus_text, normalize_line, read_documents  # noqa: E402
@@ -35,9 +32,6 @@ TINY = ["model.hidden_size=64", "model.num_heads=2", "model.intermediate_size=12
         "model.embedding_size=32", "data.max_length=64", "training.precision=fp32",
         "training.threads=1", "training.batch_size=16", "pretrain.eval_fraction=0.1"]
 
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cner.cli", *args]
 
 
 @pytest.fixture(scope="module")
@@ -332,26 +326,10 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, sample_text):
                 "--set", "model.num_layers=1", "--set", "training.max_minutes=null",
                 "--set", "pretrain.masking=span", "--set", "pretrain.pair_objective=nsp",
                 *[arg for item in TINY for arg in ("--set", item)]]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    straight = tmp_path / "straight"
-    subprocess.run(_cli(*settings, "-o", str(straight)), check=True, env=env,
-                   capture_output=True, timeout=300)
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*settings, "-o", str(killed)), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    latest = killed / "checkpoints" / "latest"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if latest.exists() and latest.read_text().strip() >= "step-00000030":
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "summary.json").exists()
-    subprocess.run(_cli("pretrain", "--resume", str(killed), "-q"), check=True, env=env,
-                   capture_output=True, timeout=300)
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run_to_end(settings, straight)
+    kill_after_checkpoint(settings, killed, 30)
+    resume("pretrain", killed)
 
     a = json.loads((straight / "summary.json").read_text())
     b = json.loads((killed / "summary.json").read_text())
