@@ -19,8 +19,11 @@ What an inference-only engine does to its model, in order (each step measured; R
 A training-time engine (``inference_only=False``) shares its model with the optimiser, so it
 changes nothing in it: half precision is autocast only.
 
-``backend="onnx"`` (`cner.runtime.onnxengine`): none of the above; a tagger's emissions come
-from its ONNX export run by onnxruntime, fp32 on the CPU, and the rest stays as it is.
+``backend="onnx"`` (`OnnxEngine` below): none of the above; a tagger's emissions come
+from its ONNX export (`cner.runtime.onnxexport`) run by onnxruntime, fp32 on the CPU, and the
+rest (windows, batching, CRF decoding, offsets) stays as it is. onnxruntime's intra-op
+threads are torch's (`torch.get_num_threads`) and its inter-op pool one thread: the two
+libraries never run at once (the CRF runs after the session returns).
 """
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def batch_overhead_positions(model: nn.Module) -> float:
 class Engine:
     """A model ready to run: ``model``, ``device``, ``precision`` (``fp32``/``bf16``/
     ``fp16``), whether it is ``compiled``, and `autocast` for its calls. ``backend``: what
-    computes a tagger's `emissions` (``torch``; ``onnx``: `cner.runtime.onnxengine`)."""
+    computes a tagger's `emissions` (``torch``; ``onnx``: `OnnxEngine` below)."""
 
     backend = "torch"
 
@@ -134,8 +137,6 @@ def prepare_engine(model: nn.Module, *, device: str | torch.device = "cpu",
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
     if backend == "onnx":
-        from cner.runtime.onnxengine import prepare_onnx_engine
-
         if onnx_file is None or not inference_only:
             raise ValueError("backend='onnx' is for inference, from an onnx_file")
         return prepare_onnx_engine(model, onnx_file, device=torch_device, precision=precision,
@@ -160,3 +161,61 @@ def prepare_engine(model: nn.Module, *, device: str | torch.device = "cpu",
     else:
         engine._pack()
     return engine
+
+
+# --- the onnx backend ------------------------------------------------------------------------
+
+class OnnxEngine(Engine):
+    """A `TokenTagger` whose emissions come from an onnxruntime session (fp32, CPU)."""
+
+    backend = "onnx"
+
+    def __init__(self, model: nn.Module, session, inputs: list[str], path: Path) -> None:
+        super().__init__(model, torch.device("cpu"), "fp32", inference_only=True)
+        self.session = session
+        self.inputs = list(inputs)
+        self.path = path
+
+    def emissions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Emission scores float32 ``(B, L, T)`` of collated inputs (`collate_inputs`)."""
+        feed = {name: inputs[name].numpy() for name in self.inputs}  # each (B, L+2) int64
+        scores = self.session.run(None, feed)[0]  # shape: (B, L, T)
+        return torch.from_numpy(scores)
+
+    def compile(self, warm_up) -> Engine:
+        raise ModelError("the onnx backend is not compiled with TorchInductor (onnxruntime "
+                         "optimises its graph itself); drop --compile")
+
+
+def prepare_onnx_engine(model: nn.Module, onnx_file: str | Path, *, device: torch.device,
+                        precision: str, compile: bool) -> OnnxEngine:
+    """The `OnnxEngine` of ``model`` over its export ``onnx_file`` (checked against the model
+    directory by `find_onnx` first). fp32 on the CPU only."""
+    from cner.models.onnxgraph import graph_inputs
+    from cner.runtime.onnxexport import meta_path, open_session, read_onnx_meta, require_onnx
+
+    require_onnx()
+    if device.type != "cpu":
+        raise ConfigError(f"the onnx backend runs on the CPU (onnxruntime's CPU provider), "
+                          f"not {device}; use --device cpu or the torch backend")
+    if precision not in ("auto", "fp32"):
+        raise ConfigError(f"the onnx backend runs fp32, not {precision}; use --precision "
+                          "fp32 (or auto), or the torch backend")
+    if compile:
+        raise ConfigError("the onnx backend is not compiled with TorchInductor; drop "
+                          "--compile, or use the torch backend")
+    wanted = graph_inputs(model)
+    inputs = read_onnx_meta(meta_path(onnx_file)).inputs
+    if list(inputs) != wanted:
+        raise ModelError(f"{onnx_file} takes {', '.join(inputs)} but the model needs "
+                         f"{', '.join(wanted)}; export again with cner export --onnx")
+    try:
+        session = open_session(onnx_file, threads=torch.get_num_threads())
+    except Exception as exc:  # onnxruntime raises its own types for a bad file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"onnxruntime cannot load {onnx_file}: {first[:300]}") from None
+    if [i.name for i in session.get_inputs()] != wanted:
+        raise ModelError(f"{onnx_file} does not take the inputs its description names; "
+                         "export again with cner export --onnx")
+    model.to("cpu").eval()
+    return OnnxEngine(model, session, wanted, Path(onnx_file))

@@ -173,7 +173,6 @@ def max_difference(data: bytes, model: torch.nn.Module, names: list[str],
                    inputs: dict[str, torch.Tensor]) -> tuple[float, float]:
     """Largest |ONNX - PyTorch| emission on ``inputs`` (PyTorch: the tagger's own
     `emissions`, packed BiLSTM and all, fp32) and the emissions' scale, max |e|."""
-    from cner.runtime.onnxengine import open_session
 
     session = open_session(data, threads=torch.get_num_threads())
     with torch.inference_mode():
@@ -206,7 +205,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, *,
     from cner.models.hub import resolve_model_dir
     from cner.models.modeldir import load_tagger_dir, read_meta
     from cner.models.onnxgraph import OUTPUT, EmissionsGraph
-    from cner.runtime.engine import is_transformer
+    from cner.models.mlm import is_transformers_encoder as is_transformer
 
     if opset is not None and opset < MIN_OPSET:
         raise ConfigError(f"--opset {opset} is too old for torch's ONNX exporter; use "
@@ -282,3 +281,19 @@ def find_onnx(model_dir: str | Path, onnx_file: str | Path | None = None
         raise ModelError(f"{path} was exported from other weights than those now in "
                          f"{model_dir} (retrained or replaced since); {again}")
     return path, meta
+
+
+def open_session(model: bytes | str | Path, *, threads: int):
+    """An onnxruntime session on the CPU execution provider with ``threads`` intra-op
+    threads (``model``: a file or the serialised model)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: no shape notes on stderr
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=options,
+                                providers=["CPUExecutionProvider"])
