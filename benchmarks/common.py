@@ -97,21 +97,26 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
                       *(fmt(r) for r in rows)])
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_line() -> str:
     import platform
 
     import torch
     import transformers
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"machine: {os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} "
+    return (f"machine: {os.cpu_count()} CPU cores ({cpu_name()}), torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, "
             f"python {platform.python_version()}")
 

@@ -116,6 +116,7 @@ def pretrained_encoder(row: str, args, out: Path) -> Path:
 def run_cell(row: str, task: str, init: str, encoder: str | None, output: Path,
              minutes: float | None, threads: int | None) -> dict:
     """One fine-tune (in this process); returns its record."""
+    from common import cpu_name
     from cner.config import load_config
     from cner.runtime.devices import resolve_device, resolve_precision
 
@@ -147,17 +148,6 @@ def run_cell(row: str, task: str, init: str, encoder: str | None, output: Path,
             "stopped": result.stopped_because, "threads": threads or "default",
             "precision": resolve_precision(cfg.training.precision, resolve_device("auto")),
             "cpu": cpu_name(), "run_dir": str(run_dir)}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or "unknown CPU"
 
 
 def load_results(path: Path) -> dict:

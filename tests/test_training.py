@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +21,7 @@ from cner.models.modeldir import load_tagger_dir  # noqa: E402
 from cner.runtime.engine import prepare_engine  # noqa: E402
 from cner.schemes import find_invalid  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
+from killed_runs import kill_after_checkpoint, resume, run_to_end  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpora" / "sample"
@@ -100,10 +97,6 @@ def test_softmax_head_trains_and_decodes_valid_sequences(tmp_path, ten_sentences
         assert find_invalid(tags, "bio") == []
 
 
-def _cli(*args: str, env_extra: dict | None = None) -> list[str]:
-    return [sys.executable, "-m", "cner.cli", *args]
-
-
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, ten_sentences):
     """A run killed with SIGKILL mid-epoch and resumed ends with the same dev metrics and weights."""
     settings = ["--train", str(ten_sentences), "--dev", str(ten_sentences), "--set", "data.test=null",
@@ -113,26 +106,10 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, ten_sentences):
                 "--set", "training.batch_size=3", "--set", "training.checkpoint_every=7",
                 "--set", "training.eval_every=20", "--set", "training.early_stopping_patience=null",
                 "-c", str(ROOT / "configs" / "tiny-cpu.yaml"), "-q"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    straight = tmp_path / "straight"
-    subprocess.run(_cli("train", *settings, "-o", str(straight)), check=True, env=env,
-                   capture_output=True, timeout=300)
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli("train", *settings, "-o", str(killed)), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    latest = killed / "checkpoints" / "latest"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if latest.exists() and latest.read_text().strip() >= "step-00000021":
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "summary.json").exists()
-    subprocess.run(_cli("train", "--resume", str(killed), "-q"), check=True, env=env,
-                   capture_output=True, timeout=300)
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run_to_end(["train", *settings], straight)
+    kill_after_checkpoint(["train", *settings], killed, 21)
+    resume("train", killed)
 
     a = json.loads((straight / "summary.json").read_text())
     b = json.loads((killed / "summary.json").read_text())
