@@ -64,6 +64,28 @@ def test_bilstm_output_ignores_padding():
     assert batch[0, 5:].abs().sum() == 0  # padding positions stay zero
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_bilstm_inference_without_packing_equals_the_packed_training_path(layers):
+    """Inference runs each direction unpacked (the backward one on rows reversed within their
+    length); training packs. With dropout 0 both must give the same states, padding zero."""
+    torch.manual_seed(layers)
+    encoder = BiLSTMEncoder(BiLSTMConfig(vocab_size=50, embedding_size=8, hidden_size=12,
+                                         num_layers=layers, dropout=0.0))
+    lengths = torch.tensor([9, 1, 6, 9, 3])
+    ids = torch.randint(4, 50, (5, 9))
+    mask = (torch.arange(9)[None, :] < lengths[:, None]).long()
+    ids = ids * mask
+    packed = encoder.train()(input_ids=ids, attention_mask=mask).last_hidden_state
+    with torch.inference_mode():
+        unpacked = encoder.eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert unpacked.shape == packed.shape
+    torch.testing.assert_close(unpacked, packed.detach(), atol=1e-6, rtol=1e-5)
+    assert unpacked[mask == 0].abs().sum() == 0
+    # the backward direction really starts at each row's last real position
+    alone = encoder(input_ids=ids[1:2, :1], attention_mask=mask[1:2, :1]).last_hidden_state
+    torch.testing.assert_close(unpacked[1, :1], alone[0], atol=1e-6, rtol=1e-5)
+
+
 def test_bilstm_config_needs_an_even_hidden_size():
     from cner.errors import ModelError
     from cner.models.encoders import build_encoder

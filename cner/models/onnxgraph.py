@@ -7,11 +7,8 @@ encoder's positions ``1 .. S - 2`` and the mask adds nothing the graph needs. It
 tagger's parameters (no copy) and is written so that ``torch.export`` and ONNX see one
 graph with dynamic batch and sequence axes:
 
-* the BiLSTM runs without ``pack_padded_sequence`` (a packed sequence is a data-dependent
-  structure that does not export). Each direction of each layer is a one-way ``nn.LSTM`` on
-  the tagger's weights; the backward direction reads every row reversed *within its length*
-  (a gather), so it starts at the row's last real position, as packing does, and padding
-  never reaches a real position. Padding positions are zero, as after ``pad_packed_sequence``;
+* the BiLSTM runs as in eval mode, without ``pack_padded_sequence`` (a packed sequence is
+  a data-dependent structure that does not export): `BiLSTMEncoder.unpacked`;
 * a transformer encoder runs as the tagger runs it (the predictor's eager attention on CPU);
 * bigram, word-boundary and lexicon features are embedded and added to the character
   embeddings as in `TokenTagger.emissions` (lexicon bit masks expand with a bitwise AND).
@@ -22,8 +19,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
-from cner.models.bilstm import BiLSTMEncoder
 
 # The graph's inputs, in this order; a model uses the first two and its features' ids.
 ID_INPUTS = ("input_ids", "attention_mask")
@@ -39,48 +34,6 @@ def graph_inputs(model: nn.Module) -> list[str]:
     return [*ID_INPUTS, *(name for name in FEATURE_INPUTS if used[name])]
 
 
-def _one_way(lstm: nn.LSTM, layer: int, suffix: str) -> nn.LSTM:
-    """A one-way, one-layer ``nn.LSTM`` on the parameters of ``lstm``'s ``layer`` in one
-    direction (``suffix`` ``""`` forward, ``"_reverse"`` backward): shared, not copied."""
-    width = lstm.weight_ih_l0.size(1) if layer == 0 else 2 * lstm.hidden_size
-    one = nn.LSTM(width, lstm.hidden_size, batch_first=True, bias=lstm.bias)
-    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if lstm.bias else [])
-    for name in names:
-        setattr(one, f"{name}_l0", getattr(lstm, f"{name}_l{layer}{suffix}"))
-    one.flatten_parameters()
-    return one
-
-
-class UnpackedBiLSTM(nn.Module):
-    """`BiLSTMEncoder`'s eval-mode output without packing (see the module docstring)."""
-
-    def __init__(self, encoder: BiLSTMEncoder) -> None:
-        super().__init__()
-        lstm = encoder.lstm
-        self.forward_layers = nn.ModuleList(_one_way(lstm, k, "") for k in range(lstm.num_layers))
-        self.backward_layers = nn.ModuleList(_one_way(lstm, k, "_reverse")
-                                             for k in range(lstm.num_layers))
-
-    def forward(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``embeds`` float ``(B, S, E)``, ``attention_mask`` ``(B, S)`` (right-padded).
-        Returns float ``(B, S, H)``, zero on padding."""
-        width = embeds.size(1)
-        lengths = attention_mask.long().sum(1, keepdim=True)  # shape: (B, 1)
-        steps = torch.arange(width, device=embeds.device).unsqueeze(0)  # shape: (1, S)
-        real = steps < lengths  # shape: (B, S)
-        # Position t of a row reversed within its length; padding stays where it is.
-        flip = torch.where(real, lengths - 1 - steps, steps)  # shape: (B, S)
-        hidden = embeds
-        for ahead, behind in zip(self.forward_layers, self.backward_layers):
-            index = flip.unsqueeze(-1).expand(-1, -1, hidden.size(2))  # shape: (B, S, E)
-            out_f, _ = ahead(hidden)  # shape: (B, S, H/2); padding comes after, harmless
-            out_b, _ = behind(hidden.gather(1, index))  # shape: (B, S, H/2), reversed rows
-            out_b = out_b.gather(1, flip.unsqueeze(-1).expand(-1, -1, out_b.size(2)))
-            hidden = torch.cat([out_f, out_b], dim=-1)  # shape: (B, S, H)
-            hidden = hidden * real.unsqueeze(-1).to(hidden.dtype)  # zero padding, as packing
-        return hidden
-
-
 class EmissionsGraph(nn.Module):
     """``forward(input_ids, attention_mask, [bigram_ids], [boundary_ids], [lexicon_ids])``
     -> emissions float ``(B, S - 2, T)``: `TokenTagger.emissions` in eval mode, exportable.
@@ -90,8 +43,6 @@ class EmissionsGraph(nn.Module):
         super().__init__()
         self.model = model
         self.inputs = graph_inputs(model)
-        self.lstm = UnpackedBiLSTM(model.encoder) if isinstance(model.encoder, BiLSTMEncoder) \
-            else None
 
     def _embeds(self, input_ids: torch.Tensor, features: dict[str, torch.Tensor]
                 ) -> torch.Tensor:
@@ -111,10 +62,7 @@ class EmissionsGraph(nn.Module):
                 *features: torch.Tensor) -> torch.Tensor:
         named = dict(zip(self.inputs[len(ID_INPUTS):], features))
         embeds = self._embeds(input_ids, named)  # shape: (B, S, H)
-        if self.lstm is not None:
-            hidden = self.lstm(embeds, attention_mask)  # shape: (B, S, H)
-        else:
-            hidden = self.model.encoder(inputs_embeds=embeds,
-                                        attention_mask=attention_mask).last_hidden_state
+        hidden = self.model.encoder(inputs_embeds=embeds,
+                                    attention_mask=attention_mask).last_hidden_state
         hidden = hidden[:, 1:hidden.size(1) - 1]  # shape: (B, S-2, H); drop [CLS], last [SEP]/pad
         return self.model.classifier(hidden)  # shape: (B, S-2, T)
