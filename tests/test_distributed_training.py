@@ -30,11 +30,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _train(output: Path, ranks: int, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    args = ["train", "-q", "--output", str(output)]
-    for setting in SETTINGS:
-        args += ["--set", setting]
-    args += list(extra)
+def _launch(args: list[str], ranks: int) -> subprocess.CompletedProcess:
+    """``python -m cner ARGS`` in one process, or under torchrun with ``ranks`` gloo ranks."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     if ranks == 1:
         command = [sys.executable, "-m", "cner", *args]
@@ -44,6 +41,13 @@ def _train(output: Path, ranks: int, extra: tuple[str, ...] = ()) -> subprocess.
                    "-m", "cner", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
                           cwd=ROOT)
+
+
+def _train(output: Path, ranks: int, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    args = ["train", "-q", "--output", str(output)]
+    for setting in SETTINGS:
+        args += ["--set", setting]
+    return _launch(args + list(extra), ranks)
 
 
 def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -63,6 +67,19 @@ def test_row_slices_weight_to_the_batch_mean():
     empty = row_slice(tiny, 0, 2)  # one row, two ranks: rank 0 computes with weight 0
     assert empty["input_ids"].size(0) == 1 and empty["loss_weight"] == 0
     assert len(RankBatches([batch, batch], 0, 2)[0:2]) == 2
+
+
+def test_documents_cut_into_chunks_are_split_by_document():
+    """Classification batches: 3 documents in 6 chunk rows; a rank gets whole documents."""
+    doc_index = torch.tensor([0, 0, 0, 1, 2, 2])
+    batch = {"input_ids": torch.arange(12).view(6, 2), "attention_mask": torch.ones(6, 2),
+             "doc_index": doc_index, "labels": torch.tensor([7, 8, 9]), "n_chars": 12}
+    first, second = row_slice(batch, 0, 2), row_slice(batch, 1, 2)
+    assert first["labels"].tolist() == [7] and first["doc_index"].tolist() == [0, 0, 0]
+    assert first["input_ids"][:, 0].tolist() == [0, 2, 4]
+    assert second["labels"].tolist() == [8, 9] and second["doc_index"].tolist() == [0, 1, 1]
+    assert second["input_ids"][:, 0].tolist() == [6, 8, 10]
+    assert (first["loss_weight"] + second["loss_weight"]) / 2 == pytest.approx(1.0)
 
 
 def test_two_gloo_ranks_equal_one_process(tmp_path):
@@ -91,13 +108,7 @@ def test_a_resumed_two_rank_run_takes_the_same_steps(tmp_path):
     last = tmp_path / "run" / "checkpoints" / "step-00000006"
     finished = _weights(last)
     shutil.rmtree(last)
-    port = str(_free_port())
-    resumed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", port, "-m", "cner", "train", "-q",
-         "--resume", str(tmp_path / "run")],
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, capture_output=True,
-        text=True, timeout=300, cwd=ROOT)
+    resumed = _launch(["train", "-q", "--resume", str(tmp_path / "run")], 2)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     again = _weights(last)
     for name in finished:
@@ -156,3 +167,60 @@ def test_a_killed_rank_stops_the_other_with_one_line_and_the_run_resumes(tmp_pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     ends = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"end"' in line]
     assert ends and '"step": 60' in ends[-1]
+
+
+POS = ["酒店很干净服务好", "房间干净价格便宜", "我们喜欢这家酒店", "服务好价格便宜", "他们喜欢服务",
+       "价格便宜房间好"]
+NEG = ["酒店很吵闹服务坏", "房间脏价格贵", "我们讨厌这家酒店", "服务坏价格贵", "他们讨厌服务",
+       "价格贵房间坏"]
+SMALL = ["model.hidden_size=32", "model.num_layers=1", "model.num_heads=2",
+         "model.intermediate_size=64", "model.dropout=0", "training.precision=fp32",
+         "training.device=cpu", "training.threads=1", "training.max_steps=4",
+         "training.batch_size=6", "training.eval_every=2", "training.checkpoint_every=2",
+         "training.max_minutes=null"]
+
+
+def _task_args(task: str, data: Path) -> list[str]:
+    """The command line of ``task`` on a tiny data set written under ``data``."""
+    if task == "pretrain":
+        text = data / "text.txt"
+        sentences = (SAMPLE / "news.txt").read_text("utf-8").splitlines()
+        text.write_text("\n".join(line for line in sentences if line.strip()) + "\n", "utf-8")
+        return ["pretrain", "-c", str(ROOT / "configs" / "pretrain-small.yaml"), "--text",
+                str(text), "--set", "pretrain.eval_fraction=0.2", "--set", "data.max_length=32",
+                "--set", "pretrain.pair_objective=sop", "--set", "model.embedding_size=16"]
+    if task == "sentiment":
+        rows = [f"{t}\tpos" for t in POS] + [f"{t}\tneg" for t in NEG]
+        (data / "train.tsv").write_text("text\tlabel\n" + "\n".join(rows) + "\n", "utf-8")
+        return ["sentiment", "train", "--train", str(data / "train.tsv"), "--dev",
+                str(data / "train.tsv"), "-c", str(ROOT / "configs" / "tiny-cpu.yaml"),
+                "--set", "data.max_length=32", "--set", "data.test=null",
+                "--set", "training.early_stopping_patience=null"]
+    rows = [f"{a}\t{b}\t{int((a in POS) == (b in POS))}" for a, b in zip(POS + NEG, NEG + NEG)]
+    (data / "pairs.tsv").write_text("a\tb\tlabel\n" + "\n".join(rows) + "\n", "utf-8")
+    return ["glue", "train", "--task", "none", "--train", str(data / "pairs.tsv"), "--dev",
+            str(data / "pairs.tsv"), "--text-column", "a", "--text-pair-column", "b",
+            "--kind", "pair", "-c", str(ROOT / "configs" / "tiny-cpu.yaml"),
+            "--set", "data.max_length=32", "--set", "data.test=null",
+            "--set", "training.early_stopping_patience=null"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["pretrain", "sentiment", "glue"])
+def test_every_task_on_two_gloo_ranks_equals_one_process(tmp_path, task):
+    """`cner pretrain`, `cner sentiment train` and `cner glue train` run on the one training
+    loop, so torchrun with two ranks takes the steps of one process with the global batch."""
+    args = _task_args(task, tmp_path) + ["-q"]
+    for setting in SMALL:
+        args += ["--set", setting]
+    runs = {}
+    for ranks in (1, 2):
+        out = tmp_path / f"ranks-{ranks}"
+        done = _launch(args + ["-o", str(out)], ranks)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[ranks] = _weights(out / "model")
+        events = (out / "metrics.jsonl").read_text().splitlines()
+        assert sum('"end"' in line for line in events) == 1  # rank 0 alone wrote the run
+    assert runs[1].keys() == runs[2].keys()
+    for name in runs[1]:
+        torch.testing.assert_close(runs[2][name], runs[1][name], rtol=1e-4, atol=1e-5, msg=name)

@@ -154,7 +154,11 @@ class BatchBuilder:
         """The batch of the packed sequences numbered ``sequences``: ``input_ids``,
         ``attention_mask``, ``token_type_ids`` and ``labels`` long ``(B, L)`` (right-padded;
         labels `IGNORE` where nothing is predicted), ``pair_labels`` long ``(B,)`` with a
-        pair objective, and ``n_chars`` (characters in the batch)."""
+        pair objective, ``n_chars`` (characters in the batch), and the 0-dim float tensors
+        ``mlm_per_row`` (and ``pair_per_row``): the batch's selected positions (pair labels)
+        per row, by which a DDP rank's slice of the batch normalises its loss sums, so that
+        the ranks' weighted average is the whole batch's mean (`MaskedLanguageModel.forward`,
+        `cner.training.distributed.row_slice`)."""
         rows, pair_labels, chars = [], [], 0
         for k in sequences:
             ids, flags = self.packed.sequence(int(k))
@@ -180,9 +184,11 @@ class BatchBuilder:
             token_type_ids[row, :n] = torch.from_numpy(types)
             attention_mask[row, :n] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask,
-                 "token_type_ids": token_type_ids, "labels": labels, "n_chars": chars}
+                 "token_type_ids": token_type_ids, "labels": labels, "n_chars": chars,
+                 "mlm_per_row": (labels != IGNORE).sum() / len(rows)}
         if self.pair_objective != "none":
             batch["pair_labels"] = torch.tensor(pair_labels, dtype=torch.long)
+            batch["pair_per_row"] = (batch["pair_labels"] != IGNORE).sum() / len(rows)
         return batch
 
 

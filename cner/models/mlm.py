@@ -112,13 +112,29 @@ class MaskedLanguageModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                pair_labels: torch.Tensor | None = None) -> torch.Tensor:
+                pair_labels: torch.Tensor | None = None,
+                mlm_per_row: torch.Tensor | None = None,
+                pair_per_row: torch.Tensor | None = None) -> torch.Tensor:
         """The mean cross-entropy over the selected positions, plus the pair objective's
-        mean cross-entropy when there is one."""
+        mean cross-entropy when there is one.
+
+        ``mlm_per_row`` / ``pair_per_row`` (0-dim, from `BatchBuilder.build`): the whole
+        batch's selected positions / pair labels per row. With them each sum is divided by
+        that ratio times this call's rows instead of by this call's own count: the same mean
+        on a whole batch, and on a DDP rank's row slice a share that the ranks' row-weighted
+        average (`row_slice`'s ``loss_weight``) turns into the whole batch's mean."""
         logits, targets, pair = self.outputs(input_ids, attention_mask, labels, token_type_ids)
-        loss = F.cross_entropy(logits, targets) if len(targets) else logits.sum() * 0.0
+        rows = input_ids.size(0)
+        if mlm_per_row is not None:
+            loss = F.cross_entropy(logits, targets, reduction="sum") / _units(mlm_per_row, rows)
+        else:
+            loss = F.cross_entropy(logits, targets) if len(targets) else logits.sum() * 0.0
         if pair is not None and pair_labels is not None and bool((pair_labels != IGNORE).any()):
-            loss = loss + F.cross_entropy(pair, pair_labels, ignore_index=IGNORE)
+            if pair_per_row is not None:
+                loss = loss + F.cross_entropy(pair, pair_labels, ignore_index=IGNORE,
+                                              reduction="sum") / _units(pair_per_row, rows)
+            else:
+                loss = loss + F.cross_entropy(pair, pair_labels, ignore_index=IGNORE)
         return loss
 
     @torch.inference_mode()
@@ -140,6 +156,12 @@ class MaskedLanguageModel(nn.Module):
                                      ) if bool(valid.any()) else 0.0
             out["pair_correct"] = float((pair[valid].argmax(-1) == labels[valid]).sum())
         return out
+
+
+def _units(per_row: torch.Tensor, rows: int) -> torch.Tensor:
+    """The denominator of a loss sum: the batch's count per row times ``rows``; a batch
+    without any (nothing selected) divides its zero sum by a tiny number, not by zero."""
+    return (per_row * rows).clamp_min(1e-6)
 
 
 def _init_linear(layer: nn.Linear, std: float) -> None:

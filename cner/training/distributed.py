@@ -176,7 +176,13 @@ def row_slice(batch: dict, part: int, parts: int) -> dict:
     ``loss_weight`` = its share of the rows times ``parts`` (so the ranks' average of weighted
     mean losses is the batch's mean loss).
     A rank left without rows gets one row with weight 0 (it must still take part in the
-    gradient all-reduce)."""
+    gradient all-reduce).
+
+    A batch of documents cut into chunks (classification: ``doc_index`` maps chunk rows to
+    documents, ``labels`` has one row per document) is split by documents: a rank gets its
+    documents' labels and all their chunks, ``doc_index`` renumbered from 0."""
+    if "doc_index" in batch:
+        return _document_slice(batch, part, parts)
     tensors = [v for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() >= 1]
     n = tensors[0].size(0)
     lo, hi = n * part // parts, n * (part + 1) // parts
@@ -187,6 +193,29 @@ def row_slice(batch: dict, part: int, parts: int) -> dict:
                else v) for k, v in batch.items()}
     # ``n_chars`` stays the whole batch's: rank 0 alone logs throughput and the characters
     # trained, and they are the run's (a rank's own share would read 1/N of the speed).
+    out["loss_weight"] = batch.get("loss_weight", 1.0) * weight
+    return out
+
+
+def _document_slice(batch: dict, part: int, parts: int) -> dict:
+    """`row_slice` of a batch with ``doc_index`` (chunk rows -> documents)."""
+    doc_index = batch["doc_index"]  # shape: (C,)
+    n = batch["labels"].size(0)
+    lo, hi = n * part // parts, n * (part + 1) // parts
+    weight = (hi - lo) * parts / n
+    if hi == lo:
+        lo, hi = part % n, part % n + 1
+    chunks = (doc_index >= lo) & (doc_index < hi)  # shape: (C,) bool
+    out = {}
+    for key, value in batch.items():
+        if key == "labels":
+            out[key] = value[lo:hi]
+        elif key == "doc_index":
+            out[key] = value[chunks] - lo
+        elif isinstance(value, torch.Tensor) and value.dim() >= 1 and value.size(0) == len(doc_index):
+            out[key] = value[chunks]
+        else:
+            out[key] = value
     out["loss_weight"] = batch.get("loss_weight", 1.0) * weight
     return out
 
