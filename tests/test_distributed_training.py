@@ -30,11 +30,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _launch(args: list[str], ranks: int) -> subprocess.CompletedProcess:
-    """``python -m cner ARGS`` in one process, or under torchrun with ``ranks`` gloo ranks."""
+def _launch(args: list[str], ranks: int, launcher: str = "torchrun"
+            ) -> subprocess.CompletedProcess:
+    """``python -m cner ARGS`` in one process, or under torchrun (or ``accelerate launch``)
+    with ``ranks`` gloo ranks."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     if ranks == 1:
         command = [sys.executable, "-m", "cner", *args]
+    elif launcher == "accelerate":
+        # --multi_gpu is accelerate's switch for torch.distributed ranks (gloo on a CPU-only
+        # machine); its --cpu runs one process whatever --num_processes says
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                   "--num_processes", str(ranks), "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no",
+                   "--main_process_port", str(_free_port()), "-m", "cner", *args]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks),
                    "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
@@ -97,6 +106,24 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     assert sum('"eval"' in line for line in events) == 2  # rank 0 evaluated, all ranks agreed
     assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").glob("step-*")) == \
         ["step-00000003", "step-00000006"]
+
+
+def test_accelerate_launch_runs_the_same_ddp(tmp_path):
+    """`accelerate launch` starts the ranks as torchrun does (its env vars): same weights."""
+    pytest.importorskip("accelerate", reason="accelerate is not installed (pip install -e '.[dev]')")
+    one = _train(tmp_path / "one", 1)
+    assert one.returncode == 0, one.stderr[-3000:]
+    args = ["train", "-q", "--output", str(tmp_path / "two")]
+    for setting in SETTINGS:
+        args += ["--set", setting]
+    two = _launch(args, 2, launcher="accelerate")
+    assert two.returncode == 0, two.stderr[-3000:]
+    single, ddp = _weights(tmp_path / "one" / "model"), _weights(tmp_path / "two" / "model")
+    for name in single:
+        torch.testing.assert_close(ddp[name], single[name], rtol=1e-4, atol=1e-5, msg=name)
+    ends = [line for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+            if '"end"' in line]
+    assert len(ends) == 1 and '"ranks": 2' in ends[0]  # two ranks ran, rank 0 wrote the log
 
 
 def test_a_resumed_two_rank_run_takes_the_same_steps(tmp_path):
@@ -219,8 +246,9 @@ def test_every_task_on_two_gloo_ranks_equals_one_process(tmp_path, task):
         done = _launch(args + ["-o", str(out)], ranks)
         assert done.returncode == 0, done.stderr[-3000:]
         runs[ranks] = _weights(out / "model")
-        events = (out / "metrics.jsonl").read_text().splitlines()
-        assert sum('"end"' in line for line in events) == 1  # rank 0 alone wrote the run
+        ends = [line for line in (out / "metrics.jsonl").read_text().splitlines()
+                if '"end"' in line]
+        assert len(ends) == 1 and f'"ranks": {ranks}' in ends[0]  # rank 0 alone wrote it
     assert runs[1].keys() == runs[2].keys()
     for name in runs[1]:
         torch.testing.assert_close(runs[2][name], runs[1][name], rtol=1e-4, atol=1e-5, msg=name)

@@ -146,7 +146,7 @@ def train_loop(model: nn.Module, *, cfg: TrainingConfig, run_dir: str | Path,
         bar.close()
     keeper.finish()
     result = TrainResult(state, keeper.best_metrics, keeper.last_metrics, stop or "completed")
-    log.end(state.step, result.stopped_because, clock)
+    log.end(state.step, result.stopped_because, clock, ranks=distributed.world_size())
     opt.model = model
     distributed.finish()  # ranks other than 0 leave here; rank 0 goes on alone
     return result

@@ -92,9 +92,10 @@ class TrainLog:
                             **record.evaluation.metrics, "best": record.evaluation.improved})
         return event
 
-    def end(self, step: int, reason: str, clock: Clock) -> None:
+    def end(self, step: int, reason: str, clock: Clock, *, ranks: int = 1) -> None:
+        """The run's last event; ``ranks``: the DDP world size (1: one process)."""
         self.log.write({"event": "end", "step": step, "reason": reason, "seconds": clock.total(),
-                        "chars_per_s": self.chars / max(clock.session(), 1e-9)})
+                        "chars_per_s": self.chars / max(clock.session(), 1e-9), "ranks": ranks})
 
 
 class ProgressBar:
