@@ -13,8 +13,16 @@ Models (2 layers, 128 wide, 4 heads, intermediate 256, dropout 0.1, AdamW lr ``-
             embeddings N(0, 0.02), LayerNorm) with a linear output layer
 
 Session 7 (issue 14): torch fell to a loss of 0.5-0.8 by step 300-400, while every BERT
-variant tried stayed at 5.28 for 600-1,200 steps. Run this first after changing how the
-scratch encoder is built or initialised.
+variant tried stayed at 5.28 for 600-1,200 steps. Narrowed down (600 steps each, lr 1e-3):
+  * Hugging Face ``BertEncoder`` layers under torch's front end and linear head, with
+    BERT's N(0, 0.02) initialisation: stalls (5.21 at 600);
+  * the same ``BertLayer``s with a fresh ``nn.TransformerEncoderLayer``'s weights copied in
+    (Xavier Q/K/V with zero biases, torch's Linear defaults elsewhere), GELU or ReLU: learns
+    (1.2-1.4 at 300, 0.8 at 400) -- so BERT's *initialisation* of the layers is one cause;
+  * that torch-style layer initialisation inside cner's model (BERT's embeddings with token
+    types, dropout and LayerNorm eps 1e-12; BERT's prediction head tied to the embeddings, or a
+    linear head): still stalls (5.15-5.28 at 600) -- a second cause sits in BERT's embeddings.
+Run this first after changing how the scratch encoder is built or initialised.
 
     python benchmarks/mlm_copy_task.py --steps 1000
 """
