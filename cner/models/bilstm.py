@@ -9,6 +9,7 @@ the model directory and inference treat it like any other encoder.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -98,14 +99,19 @@ class BiLSTMEncoder(nn.Module):
                                False, True)
         return out
 
-    def unpacked(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def unpacked(self, embeds: torch.Tensor, attention_mask: torch.Tensor,
+                 one_way: Callable[[torch.Tensor, int, str], torch.Tensor] | None = None
+                 ) -> torch.Tensor:
         """The inference output without ``pack_padded_sequence`` (packing is slow on the CPU
         and does not export to ONNX). Each direction of each layer runs one way; the backward
         direction reads every row reversed *within its length* (a gather), so it starts at
         the row's last real position as packing does, and padding never reaches a real
         position. ``embeds`` float ``(B, S, E)``, ``attention_mask`` ``(B, S)``, right-padded.
         Returns float ``(B, S, H)``, zero on padding (as after ``pad_packed_sequence``);
-        no dropout between layers (inference)."""
+        no dropout between layers (inference). ``one_way(inputs, layer, suffix)`` runs one
+        direction of one layer (default `_one_way`; the ONNX export passes one-way
+        ``nn.LSTM`` modules, which keep the sequence axis dynamic in ``torch.export``)."""
+        one_way = one_way or self._one_way
         width = embeds.size(1)
         lengths = attention_mask.long().sum(1, keepdim=True)  # shape: (B, 1)
         steps = torch.arange(width, device=embeds.device).unsqueeze(0)  # shape: (1, S)
@@ -115,8 +121,8 @@ class BiLSTMEncoder(nn.Module):
         hidden = embeds
         for layer in range(self.lstm.num_layers):
             index = flip.unsqueeze(-1).expand(-1, -1, hidden.size(2))  # shape: (B, S, W)
-            ahead = self._one_way(hidden, layer, "")  # padding comes after: harmless
-            behind = self._one_way(hidden.gather(1, index), layer, "_reverse")  # reversed rows
+            ahead = one_way(hidden, layer, "")  # padding comes after: harmless
+            behind = one_way(hidden.gather(1, index), layer, "_reverse")  # reversed rows
             behind = behind.gather(1, flip.unsqueeze(-1).expand(-1, -1, behind.size(2)))
             hidden = torch.cat([ahead, behind], dim=-1)  # shape: (B, S, H)
             hidden = hidden * real.unsqueeze(-1).to(hidden.dtype)  # zero padding, as packing

@@ -8,7 +8,9 @@ tagger's parameters (no copy) and is written so that ``torch.export`` and ONNX s
 graph with dynamic batch and sequence axes:
 
 * the BiLSTM runs as in eval mode, without ``pack_padded_sequence`` (a packed sequence is
-  a data-dependent structure that does not export): `BiLSTMEncoder.unpacked`;
+  a data-dependent structure that does not export): `BiLSTMEncoder.unpacked`, each direction
+  of each layer a one-way ``nn.LSTM`` sharing the tagger's weights (`OneWayLSTMs`; a direct
+  ``torch.lstm`` call let ``torch.export`` fix the sequence length of some models);
 * a transformer encoder runs as the tagger runs it (the predictor's eager attention on CPU);
 * bigram, word-boundary and lexicon features are embedded and added to the character
   embeddings as in `TokenTagger.emissions` (lexicon bit masks expand with a bitwise AND).
@@ -20,10 +22,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cner.models.bilstm import BiLSTMEncoder
+
 # The graph's inputs, in this order; a model uses the first two and its features' ids.
 ID_INPUTS = ("input_ids", "attention_mask")
 FEATURE_INPUTS = ("bigram_ids", "boundary_ids", "lexicon_ids")
 OUTPUT = "emissions"
+
+
+def _one_way_lstm(lstm: nn.LSTM, layer: int, suffix: str) -> nn.LSTM:
+    """A one-way, one-layer ``nn.LSTM`` on the parameters of ``lstm``'s ``layer`` in one
+    direction (``suffix`` ``""`` forward, ``"_reverse"`` backward): shared, not copied."""
+    width = lstm.weight_ih_l0.size(1) if layer == 0 else 2 * lstm.hidden_size
+    one = nn.LSTM(width, lstm.hidden_size, batch_first=True, bias=lstm.bias)
+    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if lstm.bias else [])
+    for name in names:
+        setattr(one, f"{name}_l0", getattr(lstm, f"{name}_l{layer}{suffix}"))
+    one.flatten_parameters()
+    return one
+
+
+class OneWayLSTMs(nn.Module):
+    """``(inputs, layer, suffix) -> outputs``: one direction of one layer of a BiLSTM
+    encoder's ``nn.LSTM``, as the ``one_way`` of `BiLSTMEncoder.unpacked`."""
+
+    def __init__(self, lstm: nn.LSTM) -> None:
+        super().__init__()
+        self.ahead = nn.ModuleList(_one_way_lstm(lstm, k, "") for k in range(lstm.num_layers))
+        self.behind = nn.ModuleList(_one_way_lstm(lstm, k, "_reverse")
+                                    for k in range(lstm.num_layers))
+
+    def forward(self, inputs: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
+        lstm = self.ahead[layer] if suffix == "" else self.behind[layer]
+        return lstm(inputs)[0]
 
 
 def graph_inputs(model: nn.Module) -> list[str]:
@@ -43,6 +74,8 @@ class EmissionsGraph(nn.Module):
         super().__init__()
         self.model = model
         self.inputs = graph_inputs(model)
+        self.one_ways = OneWayLSTMs(model.encoder.lstm) \
+            if isinstance(model.encoder, BiLSTMEncoder) else None
 
     def _embeds(self, input_ids: torch.Tensor, features: dict[str, torch.Tensor]
                 ) -> torch.Tensor:
@@ -62,7 +95,10 @@ class EmissionsGraph(nn.Module):
                 *features: torch.Tensor) -> torch.Tensor:
         named = dict(zip(self.inputs[len(ID_INPUTS):], features))
         embeds = self._embeds(input_ids, named)  # shape: (B, S, H)
-        hidden = self.model.encoder(inputs_embeds=embeds,
-                                    attention_mask=attention_mask).last_hidden_state
+        if self.one_ways is not None:
+            hidden = self.model.encoder.unpacked(embeds, attention_mask, self.one_ways)
+        else:
+            hidden = self.model.encoder(inputs_embeds=embeds,
+                                        attention_mask=attention_mask).last_hidden_state
         hidden = hidden[:, 1:hidden.size(1) - 1]  # shape: (B, S-2, H); drop [CLS], last [SEP]/pad
         return self.model.classifier(hidden)  # shape: (B, S-2, T)
