@@ -38,6 +38,13 @@ class BiLSTMConfig:
         return cls(**values)
 
 
+def direction_params(lstm: nn.LSTM, layer: int, suffix: str) -> list[tuple[str, nn.Parameter]]:
+    """``(name in a one-layer one-way LSTM, parameter)`` of ``lstm``'s ``layer`` in one
+    direction (``suffix`` ``""`` forward, ``"_reverse"`` backward), in ``torch.lstm`` order."""
+    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if lstm.bias else [])
+    return [(f"{name}_l0", getattr(lstm, f"{name}_l{layer}{suffix}")) for name in names]
+
+
 class BiLSTMEncoder(nn.Module):
     def __init__(self, config: BiLSTMConfig) -> None:
         super().__init__()
@@ -90,8 +97,7 @@ class BiLSTMEncoder(nn.Module):
         reversed) of one layer of ``self.lstm``, run forward over ``inputs`` ``(B, S, W)``,
         on the module's own parameters. Returns ``(B, S, H/2)``."""
         lstm = self.lstm
-        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if lstm.bias else [])
-        params = [getattr(lstm, f"{name}_l{layer}{suffix}") for name in names]
+        params = [param for _, param in direction_params(lstm, layer, suffix)]
         zeros = inputs.new_zeros(1, inputs.size(0), lstm.hidden_size)  # shape: (1, B, H/2)
         # torch.lstm is the op nn.LSTM runs; on an unpacked input the CPU takes oneDNN's RNN
         # kernel (benchmarks/bilstm_kernels.py).

@@ -125,16 +125,12 @@ class MaskedLanguageModel(nn.Module):
         average (`row_slice`'s ``loss_weight``) turns into the whole batch's mean."""
         logits, targets, pair = self.outputs(input_ids, attention_mask, labels, token_type_ids)
         rows = input_ids.size(0)
-        if mlm_per_row is not None:
-            loss = F.cross_entropy(logits, targets, reduction="sum") / _units(mlm_per_row, rows)
-        else:
-            loss = F.cross_entropy(logits, targets) if len(targets) else logits.sum() * 0.0
+        loss = F.cross_entropy(logits, targets, reduction="sum") / _units(
+            mlm_per_row, rows, len(targets))
         if pair is not None and pair_labels is not None and bool((pair_labels != IGNORE).any()):
-            if pair_per_row is not None:
-                loss = loss + F.cross_entropy(pair, pair_labels, ignore_index=IGNORE,
-                                              reduction="sum") / _units(pair_per_row, rows)
-            else:
-                loss = loss + F.cross_entropy(pair, pair_labels, ignore_index=IGNORE)
+            pairs = int((pair_labels != IGNORE).sum())
+            loss = loss + F.cross_entropy(pair, pair_labels, ignore_index=IGNORE,
+                                          reduction="sum") / _units(pair_per_row, rows, pairs)
         return loss
 
     @torch.inference_mode()
@@ -158,9 +154,11 @@ class MaskedLanguageModel(nn.Module):
         return out
 
 
-def _units(per_row: torch.Tensor, rows: int) -> torch.Tensor:
-    """The denominator of a loss sum: the batch's count per row times ``rows``; a batch
-    without any (nothing selected) divides its zero sum by a tiny number, not by zero."""
+def _units(per_row: torch.Tensor | None, rows: int, count: int) -> torch.Tensor | float:
+    """The denominator of a loss sum: the whole batch's count per row times ``rows`` when
+    given, else this call's own ``count``; never zero (an empty sum stays 0)."""
+    if per_row is None:
+        return float(max(count, 1))
     return (per_row * rows).clamp_min(1e-6)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cner.models.bilstm import BiLSTMEncoder
+from cner.models.bilstm import BiLSTMEncoder, direction_params
 
 # The graph's inputs, in this order; a model uses the first two and its features' ids.
 ID_INPUTS = ("input_ids", "attention_mask")
@@ -35,9 +35,8 @@ def _one_way_lstm(lstm: nn.LSTM, layer: int, suffix: str) -> nn.LSTM:
     direction (``suffix`` ``""`` forward, ``"_reverse"`` backward): shared, not copied."""
     width = lstm.weight_ih_l0.size(1) if layer == 0 else 2 * lstm.hidden_size
     one = nn.LSTM(width, lstm.hidden_size, batch_first=True, bias=lstm.bias)
-    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if lstm.bias else [])
-    for name in names:
-        setattr(one, f"{name}_l0", getattr(lstm, f"{name}_l{layer}{suffix}"))
+    for name, param in direction_params(lstm, layer, suffix):
+        setattr(one, name, param)
     one.flatten_parameters()
     return one
 

@@ -185,10 +185,7 @@ def row_slice(batch: dict, part: int, parts: int) -> dict:
         return _document_slice(batch, part, parts)
     tensors = [v for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() >= 1]
     n = tensors[0].size(0)
-    lo, hi = n * part // parts, n * (part + 1) // parts
-    weight = (hi - lo) * parts / n
-    if hi == lo:
-        lo, hi = part % n, part % n + 1
+    lo, hi, weight = _bounds(n, part, parts)
     out = {k: (v[lo:hi] if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.size(0) == n
                else v) for k, v in batch.items()}
     # ``n_chars`` stays the whole batch's: rank 0 alone logs throughput and the characters
@@ -197,14 +194,20 @@ def row_slice(batch: dict, part: int, parts: int) -> dict:
     return out
 
 
-def _document_slice(batch: dict, part: int, parts: int) -> dict:
-    """`row_slice` of a batch with ``doc_index`` (chunk rows -> documents)."""
-    doc_index = batch["doc_index"]  # shape: (C,)
-    n = batch["labels"].size(0)
+def _bounds(n: int, part: int, parts: int) -> tuple[int, int, float]:
+    """``(lo, hi, loss weight)`` of part ``part`` of ``n`` rows; a part left empty gets one
+    row with weight 0."""
     lo, hi = n * part // parts, n * (part + 1) // parts
     weight = (hi - lo) * parts / n
     if hi == lo:
         lo, hi = part % n, part % n + 1
+    return lo, hi, weight
+
+
+def _document_slice(batch: dict, part: int, parts: int) -> dict:
+    """`row_slice` of a batch with ``doc_index`` (chunk rows -> documents)."""
+    doc_index = batch["doc_index"]  # shape: (C,)
+    lo, hi, weight = _bounds(batch["labels"].size(0), part, parts)
     chunks = (doc_index >= lo) & (doc_index < hi)  # shape: (C,) bool
     out = {}
     for key, value in batch.items():
