@@ -22,6 +22,11 @@ variant tried stayed at 5.28 for 600-1,200 steps. Narrowed down (600 steps each,
   * that torch-style layer initialisation inside cner's model (BERT's embeddings with token
     types, dropout and LayerNorm eps 1e-12; BERT's prediction head tied to the embeddings, or a
     linear head): still stalls (5.15-5.28 at 600) -- a second cause sits in BERT's embeddings.
+Session 8 found the second cause: the token-type embedding. BERT adds row 0 of it at every
+position; trainable (even zero-initialised) with the embeddings' dropout, it drifts as a
+constant and the model stays at ln(V); frozen at zero, the cner model learns (1.5 at 400, 0.8
+at 600) with BERT's own N(0, 0.02) layer initialisation, and so does the torch-style one.
+`scratch_encoder` now holds the token-type rows at zero.
 Run this first after changing how the scratch encoder is built or initialised.
 
     python benchmarks/mlm_copy_task.py --steps 1000

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from cner.config import DataConfig, ModelConfig
@@ -33,7 +34,18 @@ def scratch_encoder(cfg: ModelConfig, vocab: CharVocab, *, max_positions: int = 
                         intermediate_size=cfg.intermediate_size, hidden_dropout_prob=cfg.dropout,
                         attention_probs_dropout_prob=cfg.dropout,
                         max_position_embeddings=max_positions, pad_token_id=vocab.pad_id)
-    return BertModel(config, add_pooling_layer=False)
+    model = BertModel(config, add_pooling_layer=False)
+    # A trainable token-type row is a constant added at every position: from random weights
+    # it drifts, swamps the characters once the embeddings' LayerNorm rescales them, and keeps
+    # masked-LM training on the unigram plateau (benchmarks/mlm_copy_task.py: stuck at ln V
+    # with it, solved by step 400 without). Held at zero it is what BERT without segments
+    # computes; a pair's second segment is still marked by [SEP], and an encoder loaded back
+    # from its directory for fine-tuning has the rows trainable again.
+    types = model.embeddings.token_type_embeddings.weight
+    with torch.no_grad():
+        types.zero_()
+    types.requires_grad_(False)
+    return model
 
 
 def local_encoder(cfg: ModelConfig, vocab: CharVocab, *, max_positions: int = 512) -> nn.Module:
