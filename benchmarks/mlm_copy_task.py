@@ -26,7 +26,11 @@ Session 8 found the second cause: the token-type embedding. BERT adds row 0 of i
 position; trainable (even zero-initialised) with the embeddings' dropout, it drifts as a
 constant and the model stays at ln(V); frozen at zero, the cner model learns (1.5 at 400, 0.8
 at 600) with BERT's own N(0, 0.02) layer initialisation, and so does the torch-style one.
-`scratch_encoder` now holds the token-type rows at zero.
+`scratch_encoder` now holds the token-type rows at zero. Even so, when to leave ln(V) varies
+with the seed and the vocabulary (400-800 steps in cner's own pipeline on doubled text); a
+locality prior at initialisation (sinusoidal positions, query/key projections near the
+identity) made it ~150 steps on this task, but gave nothing on real text (mlm_real_text.py:
+loss 5.94 against 5.85 after 1,000 steps), so it was not adopted.
 Run this first after changing how the scratch encoder is built or initialised.
 
     python benchmarks/mlm_copy_task.py --steps 1000
