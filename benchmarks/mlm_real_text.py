@@ -3,9 +3,9 @@
 Is the slow start of ``cner pretrain`` (held-out accuracy near 15% for the first thousands of
 steps, fill-mask answers ``，的。``) something wrong with cner's scratch BERT, or how every
 small transformer starts on this text? Each model is trained for ``--steps`` steps on the
-same batches (the first ``--chars`` characters of the pre-training text, packed into 128
-positions as ``cner pretrain`` packs them, whole-word masking by cner's `Masker`), with the
-same optimiser (AdamW lr 1e-3, 50 warm-up steps, clipping at 1.0), one thread each:
+same batches (the pre-training text read as `cner pretrain` reads it, its first ``--chars``
+characters, packed into 128 positions as ``cner pretrain`` packs them, whole-word masking by
+cner's `Masker`), with the same optimiser (AdamW lr 1e-3, 50 warm-up steps, clipping at 1.0), one thread each:
 
   cner      cner's `MaskedLanguageModel` over `scratch_encoder` (Hugging Face ``BertModel``,
             post-LN, BERT's tied prediction head)
@@ -43,16 +43,21 @@ TEXT = common.ROOT / "runs" / "pretrain.txt"
 
 
 def documents(path, chars: int) -> list[list[str]]:
-    """Blank-line separated documents of the first ``chars`` characters of ``path``."""
-    docs, current = [], []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle.read(chars).splitlines():
-            if line.strip():
-                current.append(line.strip())
-            elif current:
-                docs.append(current)
-                current = []
-    return docs + ([current] if current else [])
+    """The documents of ``path`` as `cner pretrain` reads them (`read_documents`), up to the
+    line that would pass ``chars`` characters (newlines counted)."""
+    from cner.data.text import read_documents
+
+    docs, total = [], 0
+    for doc in read_documents([path]):
+        kept = []
+        for line in doc:
+            total += len(line) + 1
+            if total > chars:
+                return docs + ([kept] if kept else [])
+            kept.append(line)
+        docs.append(kept)
+        total += 1  # the blank line between documents
+    return docs
 
 
 def cner_model(vocab):
