@@ -40,6 +40,10 @@ TASK_METRIC = {"msra": "MSRA test F1", "cluener": "CLUENER dev F1",
 SMALL_BERT = ["model.encoder=scratch", "model.hidden_size=256", "model.num_layers=4",
               "model.num_heads=4", "model.intermediate_size=1024", "model.dropout=0.1",
               "training.lr=1.0e-3", "training.max_grad_norm=1.0"]
+# The BiLSTM recipe's encoder (configs/msra-small-cpu.yaml) under the classification configs.
+BILSTM_CLASSIFIER = ["model.encoder=bilstm", "model.embedding_size=128", "model.hidden_size=400",
+                     "model.num_layers=1", "model.dropout=0.3", "training.lr=2.0e-3",
+                     "training.max_grad_norm=5.0"]
 TARGETS = {"afqmc": 72.0, "chnsenticorp": 92.0, "msra": 92.0}
 
 
@@ -58,7 +62,9 @@ ROWS = {
         "afqmc": ("configs/afqmc-small-cpu.yaml", [])}),
     "bilstm": Row("BiLSTM recipe (msra-small-cpu)", "configs/pretrain-bilstm-cpu.yaml", {
         "msra": ("configs/msra-small-cpu.yaml", []),
-        "cluener": ("configs/cluener-small-cpu.yaml", [])}),
+        "cluener": ("configs/cluener-small-cpu.yaml", []),
+        "chnsenticorp": ("configs/chnsenticorp-small-cpu.yaml", BILSTM_CLASSIFIER),
+        "afqmc": ("configs/afqmc-small-cpu.yaml", BILSTM_CLASSIFIER)}),
 }
 # The pre-training text: `cner corpora text` of every training split, evaluation lines removed.
 TEXT_SOURCES = ["msra_ner/msra_train_bio", "cluener2020/train.json", "chnsenticorp:train",

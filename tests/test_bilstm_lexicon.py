@@ -175,3 +175,30 @@ def test_unk_dropout_replaces_characters_in_training_only():
     model.eval()
     assert not torch.allclose(model.emissions(ids, attention, chars),
                               model.emissions(all_unk, attention, chars))
+
+
+def test_zeroed_feature_embeddings_leave_a_pretrained_encoder_its_own_inputs():
+    """Over a pre-trained encoder, the features start at zero: the emissions are those of the
+    encoder alone until training moves them (and the features still get gradients)."""
+    from cner.models.tagger import TokenTagger
+
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(BiLSTMConfig(vocab_size=50, embedding_size=8, hidden_size=12,
+                                         dropout=0.0))
+    model = TokenTagger(encoder, ["O", "B-PER", "I-PER"], scheme="bio", dropout=0.0,
+                        n_bigrams=30, boundaries=True, lexicon=True).eval()
+    ids = torch.tensor([[2, 5, 6, 7, 3]])
+    attention = torch.ones_like(ids)
+    chars = torch.ones(1, 3, dtype=torch.bool)
+    features = {"bigram_ids": torch.tensor([[0, 4, 9, 11, 0]]),
+                "boundary_ids": torch.tensor([[0, 1, 2, 3, 0]]),
+                "lexicon_ids": torch.tensor([[0, 5, 2, 9, 0]])}
+    alone = model.classifier(model.encoder(input_ids=ids, attention_mask=attention)
+                             .last_hidden_state[:, 1:4])
+    assert not torch.allclose(model.emissions(ids, attention, chars, **features), alone)
+    model.zero_feature_embeddings()
+    scores = model.emissions(ids, attention, chars, **features)
+    torch.testing.assert_close(scores, alone)
+    scores.sum().backward()
+    for module in (model.bigram_embeddings, model.boundary_embeddings, model.lexicon_projection):
+        assert module.weight.grad.abs().sum() > 0

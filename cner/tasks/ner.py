@@ -20,6 +20,7 @@ from cner.errors import InputError
 from cner.inference.predictor import Predictor
 from cner.inference.tagger import Tagger
 from cner.metrics import entity_scores
+from cner.models.encoders import LOCAL_KINDS
 from cner.models.metadata import NER, ModelMeta, NerFeatures, training_provenance
 from cner.models.modeldir import (BIGRAMS, build_tagger, featurizer_for, read_bigrams, save_bigrams,
                                   save_model_dir)
@@ -145,6 +146,8 @@ def train_ner(config: Config | None = None, *, output: str | Path | None = None,
                      features=NerFeatures.of(featurizer))
     model = build_tagger(encoder, meta, featurizer, unk_dropout=cfg.model.unk_dropout,
                          unk_id=vocab.unk_id)
+    if cfg.model.encoder not in LOCAL_KINDS:  # pre-trained: new features must not drown it
+        model.zero_feature_embeddings()
     windows = encode_corpus(train, featurizer, tags, cfg)
     # the data files (hashed once) and the command line, for cner_model.json and the model card
     provenance = training_provenance({"train": cfg.data.train, "dev": cfg.data.dev,
