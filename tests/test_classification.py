@@ -185,3 +185,28 @@ def test_bilstm_encoder_classifies_single_texts_and_pairs(tmp_path, kind):
                 "model.hidden_size=32", "model.embedding_size=32", "training.epochs=30", *extra)
     _, result = train_classifier(cfg, output=tmp_path / "run", progress=False)
     assert result.best_metrics["accuracy"] >= 0.9, result.best_metrics
+    # token_pooling auto: a BiLSTM pools over positions, recorded so that a reload does too
+    clf = Classifier.load(tmp_path / "run" / "model")
+    assert clf.meta.options.token_pooling == "max"
+    assert clf.engine.model.token_pooling == "max"
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max"])
+def test_token_pooling_reads_real_positions_only(pooling):
+    """A chunk's vector does not change with the padding after it; cls is the first state."""
+    from cner.models.bilstm import BiLSTMConfig, BiLSTMEncoder
+    from cner.models.classifier import SequenceClassifier
+
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(BiLSTMConfig(vocab_size=30, embedding_size=8, hidden_size=12,
+                                         dropout=0.0))
+    model = SequenceClassifier(encoder, 2, dropout=0.0, token_pooling=pooling).eval()
+    hidden = torch.randn(2, 6, 12)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    vectors = model.chunk_vectors(hidden, mask)
+    expected = {"cls": hidden[0, 0], "mean": hidden[0, :4].mean(0),
+                "max": hidden[0, :4].amax(0)}[pooling]
+    torch.testing.assert_close(vectors[0], expected)
+    padded = hidden.clone()
+    padded[0, 4:] = 1e4  # whatever an encoder leaves on padding
+    torch.testing.assert_close(model.chunk_vectors(padded, mask), vectors)

@@ -171,7 +171,8 @@ def _classifier_dir(directory: Path, *, labels=("neg", "pos"), encoder_vocab=Non
     meta = ModelMeta(task="classification", labels=list(labels), scheme=None, head="single",
                      dropout=0.0, lowercase=False, halfwidth=False, max_length=32, overlap=0,
                      options=ClassifierOptions(task="toy", truncation="head", head_chars=16,
-                                               pooling="max", positive="pos"))
+                                               pooling="max", positive="pos",
+                                               token_pooling="mean"))
     model = build_classifier(scratch_encoder(cfg, encoder_vocab or vocab), meta)
     return save_model_dir(model, vocab, meta, directory)
 
@@ -198,7 +199,7 @@ def test_a_missing_bigram_list_is_refused(tmp_path):
 def test_classifier_options_round_trip_and_labels_must_fit_the_head(tmp_path):
     model_dir = _classifier_dir(tmp_path / "model")
     _, _, meta = load_classifier_dir(model_dir)
-    assert meta.options == ClassifierOptions("toy", "head", 16, "max", "pos")
+    assert meta.options == ClassifierOptions("toy", "head", 16, "max", "pos", "mean")
     assert meta.features is None and meta.vocab_size == len(_vocab())
     _json_edit(lambda m: m["labels"].append("neutral"))(model_dir)
     with pytest.raises(ModelError, match=rf"{META} lists 3 labels but the classifier layer in "
@@ -210,11 +211,12 @@ def test_a_legacy_classifier_directory_gets_its_options(tmp_path):
     model_dir = _classifier_dir(tmp_path / "model")
     meta = json.loads((model_dir / META).read_text("utf-8"))
     meta["extra"] = meta.pop("options")
+    del meta["extra"]["token_pooling"]  # written before classifiers could pool positions
     meta.pop("vocab_size")
     (model_dir / META).write_text(json.dumps(meta), "utf-8")
     model, _, loaded = load_classifier_dir(model_dir)
-    assert loaded.options == ClassifierOptions("toy", "head", 16, "max", "pos")
-    assert model.pooling == "max"
+    assert loaded.options == ClassifierOptions("toy", "head", 16, "max", "pos", "cls")
+    assert model.pooling == "max" and model.token_pooling == "cls"
 
 
 def test_an_embedding_with_spare_rows_loads_but_a_cut_vocabulary_does_not(tmp_path):

@@ -66,6 +66,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "classify.kind": ("single", "pair", "multilabel", "regression"),
     "classify.truncation": ("head", "tail", "head+tail", "chunks"),
     "classify.pooling": ("mean", "max"),
+    "classify.token_pooling": ("auto", "cls", "mean", "max"),  # cner.models.classifier
     "data.token_suffix": ("auto", "position", "none"),  # cner.data.conll.TOKEN_SUFFIXES
     "pretrain.masking": ("wwm", "char", "span"),  # cner.encoding.masking.STRATEGIES
     "pretrain.pair_objective": ("none", "sop", "nsp"),  # cner.encoding.packing.PAIR_OBJECTIVES

@@ -92,6 +92,9 @@ class ClassifyConfig:
     truncation: str = "head+tail"  # head | tail | head+tail | chunks
     head_chars: int = 128  # head+tail: characters kept from the start
     pooling: str = "mean"  # chunks: mean | max over chunk logits
+    # a chunk's vector: cls (the [CLS] state) | mean | max over its positions; auto: cls for
+    # transformers, max for a BiLSTM (whose [CLS] state is one direction's summary)
+    token_pooling: str = "auto"
 
 
 @dataclass

@@ -143,8 +143,15 @@ def _task(card: _Card) -> list[str]:
         if options is not None:
             lines.append(f"Task `{options.task}`; long texts: `{options.truncation}`"
                          + (f" (pooling `{options.pooling}`)" if options.truncation == "chunks"
-                            else "") + ".")
+                            else "") + f"; a text's vector: `{options.token_pooling}` over "
+                         "the encoder's states.")
     return lines + [""]
+
+
+# a classifier's text vector, by `ClassifierOptions.token_pooling`
+_TEXT_VECTOR = {"cls": "the `[CLS]` state (`last_hidden_state[:, 0]`)",
+                "mean": "the mean of `last_hidden_state` over the real positions",
+                "max": "the maximum of `last_hidden_state` over the real positions"}
 
 
 def _model(card: _Card) -> list[str]:
@@ -153,7 +160,9 @@ def _model(card: _Card) -> list[str]:
             f"- Encoder: {_encoder_line(card.config, card.run_config)}.",
             "- Head: " + ("CRF (constrained transitions, Viterbi decoding)"
                           if meta.head == "crf" else meta.head)
-            + (" over a linear tag layer." if card.ner else " over the `[CLS]` state."),
+            + (" over a linear tag layer." if card.ner else
+               " over " + _TEXT_VECTOR[meta.options.token_pooling if meta.options else "cls"]
+               + "."),
             f"- Input features: {', '.join(used) if used else 'characters only'}.",
             f"- One position per character; look-up normalisation: "
             f"lower-case {'on' if meta.lowercase else 'off'}, full-width to half-width "
@@ -277,8 +286,9 @@ def _encoder_only(card: _Card) -> list[str]:
         return lines + ["The encoder alone: this model adds " + ", ".join(card.used)
                         + " to the input embeddings (`cner_head.safetensors`), which "
                         "transformers does not compute, so use cner to tag.", ""]
-    return lines + ["The classifier reads the encoder's `[CLS]` state directly (no "
-                    "pooler): `logits = last_hidden_state[:, 0] @ W.T + b` with `W`, `b` "
+    pooling = card.meta.options.token_pooling if card.meta.options else "cls"
+    return lines + ["The classifier reads " + _TEXT_VECTOR[pooling] + " directly (no "
+                    "pooler): `logits = vector @ W.T + b` with `W`, `b` "
                     "= `cner_classifier.weight`, `cner_classifier.bias` in "
                     "`model.safetensors`. `AutoModelForSequenceClassification` would "
                     "use BERT's pooler instead (saved untrained, as the identity) and a "

@@ -1,5 +1,9 @@
-"""Sequence classification heads over the ``[CLS]`` state: single sentence, sentence pair,
-multi-label (an independent sigmoid per label) and regression (STS-B style).
+"""Sequence classification heads: single sentence, sentence pair, multi-label (an independent
+sigmoid per label) and regression (STS-B style).
+
+A chunk's vector is the encoder's state at ``[CLS]`` (``token_pooling="cls"``, BERT's way) or
+the mean or maximum of its states over the real positions (``"mean"``, ``"max"``): a BiLSTM's
+state at ``[CLS]`` holds only the backward direction's summary, so its classifiers pool.
 
 Long documents may arrive as several chunks; ``doc_index`` ``(C,)`` maps each chunk to its
 document and chunk logits are pooled (mean or max) into document logits before the loss.
@@ -11,21 +15,36 @@ from torch import nn
 
 KINDS = ("single", "pair", "multilabel", "regression")
 POOLING = ("mean", "max")
+TOKEN_POOLING = ("cls", "mean", "max")
+
+
+def resolve_token_pooling(requested: str, encoder: nn.Module) -> str:
+    """``auto``: the ``[CLS]`` state for a transformer (what it is pre-trained and exported
+    with), the maximum over positions for a BiLSTM, whose state at ``[CLS]`` has seen the text
+    in one direction only (its forward half has read nothing but ``[CLS]``)."""
+    if requested != "auto":
+        return requested
+    from cner.models.weights import is_transformers_encoder
+
+    return "cls" if is_transformers_encoder(encoder) else "max"
 
 
 class SequenceClassifier(nn.Module):
     """Parameters are named ``encoder.*`` and ``classifier.*`` (learning-rate groups)."""
 
     def __init__(self, encoder: nn.Module, num_labels: int, *, kind: str = "single",
-                 dropout: float = 0.1, pooling: str = "mean") -> None:
+                 dropout: float = 0.1, pooling: str = "mean", token_pooling: str = "cls") -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if pooling not in POOLING:
             raise ValueError(f"pooling must be one of {POOLING}, got {pooling!r}")
+        if token_pooling not in TOKEN_POOLING:
+            raise ValueError(f"token_pooling must be one of {TOKEN_POOLING}, got {token_pooling!r}")
         self.encoder = encoder
         self.kind = kind
         self.pooling = pooling
+        self.token_pooling = token_pooling
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, 1 if kind == "regression" else num_labels)
 
@@ -38,7 +57,8 @@ class SequenceClassifier(nn.Module):
         """
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
-        chunk_logits = self.classifier(self.dropout(hidden[:, 0])).float()  # shape: (C, K)
+        chunk_logits = self.classifier(self.dropout(self.chunk_vectors(hidden, attention_mask))
+                                       ).float()  # shape: (C, K)
         if doc_index is None:
             return chunk_logits
         n_docs = int(doc_index.max()) + 1
@@ -47,6 +67,17 @@ class SequenceClassifier(nn.Module):
                            device=chunk_logits.device)
         reduce = "mean" if self.pooling == "mean" else "amax"
         return init.scatter_reduce(0, index, chunk_logits, reduce=reduce, include_self=False)
+
+    def chunk_vectors(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``hidden`` float ``(C, L, H)``, ``attention_mask`` ``(C, L)`` -> float ``(C, H)``:
+        the state at ``[CLS]``, or the mean or maximum over the real positions."""
+        if self.token_pooling == "cls":
+            return hidden[:, 0]
+        real = attention_mask.bool().unsqueeze(-1)  # shape: (C, L, 1)
+        if self.token_pooling == "max":
+            return hidden.masked_fill(~real, float("-inf")).amax(1)
+        total = hidden.masked_fill(~real, 0.0).sum(1)  # shape: (C, H)
+        return total / real.sum(1).clamp(min=1).to(hidden.dtype)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor, labels: torch.Tensor,

@@ -51,7 +51,8 @@ def encoder_config_values(encoder: nn.Module, meta: ModelMeta) -> dict:
         cner_info["transformers"] = (
             "AutoModel.from_pretrained(DIR) loads the encoder only: "
             + ("the tag layer needs the character features cner adds to the input embeddings"
-               if meta.task == NER else "the classifier reads last_hidden_state[:, 0] (no "
+               if meta.task == NER else "the classifier reads last_hidden_state ("
+               + (meta.options.token_pooling if meta.options else "cls") + " pooling, no "
                "pooler) with the cner_classifier.* weights in model.safetensors"))
     values["cner"] = cner_info
     return values

@@ -56,6 +56,8 @@ class ClassifierOptions:
     head_chars: int = 128  # head+tail: characters kept from the start
     pooling: str = "mean"  # chunks: mean | max over chunk logits
     positive: str | None = None  # the positive class of binary F1 scores
+    # a chunk's vector: the [CLS] state | mean | max over positions (older directories: cls)
+    token_pooling: str = "cls"
 
 
 @dataclass(frozen=True)

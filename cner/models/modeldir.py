@@ -117,7 +117,8 @@ def build_classifier(encoder: nn.Module, meta: ModelMeta):
 
     options = meta.options or ClassifierOptions()
     return SequenceClassifier(encoder, max(1, len(meta.labels)), kind=meta.head,
-                              dropout=meta.dropout, pooling=options.pooling)
+                              dropout=meta.dropout, pooling=options.pooling,
+                              token_pooling=options.token_pooling)
 
 
 def featurizer_for(vocab: CharVocab, features: NerFeatures,

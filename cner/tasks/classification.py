@@ -16,6 +16,7 @@ from cner.encoding.vocab import CharVocab
 from cner.errors import ConfigError, InputError
 from cner.inference.classifier import Classifier, decide, predict_encoded
 from cner.metrics import scores_for_kind
+from cner.models.classifier import resolve_token_pooling
 from cner.models.metadata import (CLASSIFICATION, ClassifierOptions, ModelMeta,
                                   training_provenance)
 from cner.models.modeldir import build_classifier, save_model_dir
@@ -145,6 +146,8 @@ def train_classifier(config: Config | None = None, *, output: str | Path | None 
                                                truncation=cfg.classify.truncation,
                                                head_chars=cfg.classify.head_chars,
                                                pooling=cfg.classify.pooling,
+                                               token_pooling=resolve_token_pooling(
+                                                   cfg.classify.token_pooling, encoder),
                                                positive=data.positive))
     model = build_classifier(encoder, meta)
     encoded = [encode_classification_example(ex, vocab, cfg) for ex in data.train]
