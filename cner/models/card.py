@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass
 
 from cner.models.bilstm import MODEL_TYPE
-from cner.models.metadata import NER, ModelMeta
+from cner.models.metadata import NER, ClassifierOptions, ModelMeta
 
 PLACEHOLDER = "path/to/model"
 
@@ -143,8 +143,7 @@ def _task(card: _Card) -> list[str]:
         if options is not None:
             lines.append(f"Task `{options.task}`; long texts: `{options.truncation}`"
                          + (f" (pooling `{options.pooling}`)" if options.truncation == "chunks"
-                            else "") + f"; a text's vector: `{options.token_pooling}` over "
-                         "the encoder's states.")
+                            else "") + ".")
     return lines + [""]
 
 
@@ -154,6 +153,10 @@ _TEXT_VECTOR = {"cls": "the `[CLS]` state (`last_hidden_state[:, 0]`)",
                 "max": "the maximum of `last_hidden_state` over the real positions"}
 
 
+def _token_pooling(meta: ModelMeta) -> str:
+    return (meta.options or ClassifierOptions()).token_pooling
+
+
 def _model(card: _Card) -> list[str]:
     meta, used = card.meta, card.used
     return ["## Model", "",
@@ -161,8 +164,7 @@ def _model(card: _Card) -> list[str]:
             "- Head: " + ("CRF (constrained transitions, Viterbi decoding)"
                           if meta.head == "crf" else meta.head)
             + (" over a linear tag layer." if card.ner else
-               " over " + _TEXT_VECTOR[meta.options.token_pooling if meta.options else "cls"]
-               + "."),
+               " over " + _TEXT_VECTOR[_token_pooling(meta)] + "."),
             f"- Input features: {', '.join(used) if used else 'characters only'}.",
             f"- One position per character; look-up normalisation: "
             f"lower-case {'on' if meta.lowercase else 'off'}, full-width to half-width "
@@ -286,8 +288,8 @@ def _encoder_only(card: _Card) -> list[str]:
         return lines + ["The encoder alone: this model adds " + ", ".join(card.used)
                         + " to the input embeddings (`cner_head.safetensors`), which "
                         "transformers does not compute, so use cner to tag.", ""]
-    pooling = card.meta.options.token_pooling if card.meta.options else "cls"
-    return lines + ["The classifier reads " + _TEXT_VECTOR[pooling] + " directly (no "
+    vector = _TEXT_VECTOR[_token_pooling(card.meta)]
+    return lines + ["The classifier reads " + vector + " directly (no "
                     "pooler): `logits = vector @ W.T + b` with `W`, `b` "
                     "= `cner_classifier.weight`, `cner_classifier.bias` in "
                     "`model.safetensors`. `AutoModelForSequenceClassification` would "
