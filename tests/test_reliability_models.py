@@ -219,6 +219,17 @@ def test_a_legacy_classifier_directory_gets_its_options(tmp_path):
     assert model.pooling == "max" and model.token_pooling == "cls"
 
 
+@pytest.mark.parametrize("field,value", [("token_pooling", "auto"), ("token_pooling", "sum"),
+                                         ("pooling", "median"), ("truncation", "middle")])
+def test_an_unknown_classifier_option_value_names_the_file(tmp_path, field, value):
+    """"auto" is a config choice, resolved before saving: never a saved value."""
+    model_dir = _classifier_dir(tmp_path / "model")
+    _json_edit(lambda m: m["options"].update({field: value}))(model_dir)
+    with pytest.raises(ModelError, match=rf"{META} options: {field} must be one of "
+                                         rf".*found '{value}'"):
+        load_classifier_dir(model_dir)
+
+
 def test_an_embedding_with_spare_rows_loads_but_a_cut_vocabulary_does_not(tmp_path):
     """Pretrained encoders may have more embedding rows than vocab.txt has tokens: what
     cner_model.json records (vocab_size) is then what vocab.txt must hold."""

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
+from cner.config.checks import CHOICES as CONFIG_CHOICES
 from cner.encoding.features import Featurizer
 from cner.errors import ModelError
 
@@ -58,6 +59,14 @@ class ClassifierOptions:
     positive: str | None = None  # the positive class of binary F1 scores
     # a chunk's vector: the [CLS] state | mean | max over positions (older directories: cls)
     token_pooling: str = "cls"
+
+    # The values each field may hold in a saved model (the config's choices, resolved:
+    # token_pooling "auto" is saved as what it became); `_typed` refuses others.
+    CHOICES: typing.ClassVar[dict[str, tuple[str, ...]]] = {
+        "truncation": CONFIG_CHOICES["classify.truncation"],
+        "pooling": CONFIG_CHOICES["classify.pooling"],
+        "token_pooling": tuple(c for c in CONFIG_CHOICES["classify.token_pooling"] if c != "auto"),
+    }
 
 
 @dataclass(frozen=True)
@@ -233,6 +242,10 @@ def _typed(cls, values, where: str):
             continue
         if not _fits(value, tp):
             raise ModelError(f"{where}: {name} must be {_type_name(tp)}, found {value!r}")
+        choices = getattr(cls, "CHOICES", {}).get(name)
+        if choices is not None and value not in choices:
+            raise ModelError(f"{where}: {name} must be one of {', '.join(choices)}, "
+                             f"found {value!r}")
         out[name] = value
     return cls(**out)
 
