@@ -299,3 +299,25 @@ def test_failed_export_leaves_nothing_behind(bert_export, tmp_path, monkeypatch)
         onnxexport.export_onnx(model_dir)
     leftovers = list((model_dir / "onnx").iterdir()) if (model_dir / "onnx").exists() else []
     assert leftovers == []
+
+
+@needs_onnx
+def test_export_after_an_lstm_was_traced_keeps_the_sequence_axis(lstm_export, tmp_path):
+    """A static trace first leaves aten.lstm's unrolling decomposition in the op's dispatch
+    cache, where it used to win over the exporter's while-loop one and fix the length."""
+    import onnx
+
+    from cner.models.modeldir import load_tagger_dir
+    from cner.models.onnxgraph import EmissionsGraph
+    from cner.runtime.onnxexport import check_inputs, export_onnx
+
+    model_dir, _ = lstm_export
+    model, featurizer, meta = load_tagger_dir(model_dir)
+    graph = EmissionsGraph(model.float().eval()).eval()
+    inputs = check_inputs(featurizer, meta.max_length - 2)
+    torch.export.export(graph, tuple(inputs[name] for name in graph.inputs), strict=False)
+    written = export_onnx(model_dir, tmp_path / "again.onnx")
+    proto = onnx.load(str(written.path))
+    assert [[d.dim_param for d in i.type.tensor_type.shape.dim] for i in proto.graph.input] \
+        == [["batch", "sequence"]] * 5
+    assert [n.op_type for n in proto.graph.node].count("LSTM") == 4  # 2 layers x 2 directions

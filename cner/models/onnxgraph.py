@@ -10,7 +10,8 @@ graph with dynamic batch and sequence axes:
 * the BiLSTM runs as in eval mode, without ``pack_padded_sequence`` (a packed sequence is
   a data-dependent structure that does not export): `BiLSTMEncoder.unpacked`, each direction
   of each layer a one-way ``nn.LSTM`` sharing the tagger's weights (`OneWayLSTMs`; a direct
-  ``torch.lstm`` call let ``torch.export`` fix the sequence length of some models);
+  ``torch.lstm`` call let ``torch.export`` fix the sequence length of some models, likely
+  the stale dispatch cache `cner.runtime.onnxexport._forget_rnn_kernels` clears; not re-tested);
 * a transformer encoder runs as the tagger runs it (the predictor's eager attention on CPU);
 * bigram, word-boundary and lexicon features are embedded and added to the character
   embeddings as in `TokenTagger.emissions` (lexicon bit masks expand with a bitwise AND).

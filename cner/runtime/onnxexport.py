@@ -165,12 +165,33 @@ def _trace(graph: torch.nn.Module, args: tuple[torch.Tensor, ...], opset: int | 
     # forward(input_ids, attention_mask, *features): the features are one nested tuple.
     features = args[len(ID_INPUTS):]
     shapes = (axes, axes) + ((tuple(axes for _ in features),) if features else ())
-    with _quiet_exporter():
-        program = torch.onnx.export(graph, args, None, input_names=list(graph.inputs),
-                                    output_names=[OUTPUT], opset_version=opset,
-                                    dynamic_shapes=shapes, dynamo=True, external_data=False,
-                                    verbose=False)
+    _forget_rnn_kernels()
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(graph, args, None, input_names=list(graph.inputs),
+                                        output_names=[OUTPUT], opset_version=opset,
+                                        dynamic_shapes=shapes, dynamo=True,
+                                        external_data=False, verbose=False)
+    finally:
+        _forget_rnn_kernels()
     return program.model_proto.SerializeToString()
+
+
+def _forget_rnn_kernels() -> None:
+    """Drop the kernels ``aten.lstm`` and ``aten.gru`` cached for their next dispatch.
+
+    With dynamic shapes, torch's ONNX exporter swaps in a while-loop decomposition of the
+    RNN ops (``torch.export._patches``) by editing their Python kernels, without clearing the
+    op's dispatch cache. Once anything in the process has traced an LSTM (an earlier export,
+    ``torch.compile``, ``torch.export``), the cache still holds the default decomposition,
+    which unrolls the recurrence over the example's time steps and so fixes the sequence
+    length: the export that failed "sometimes". Cleared before the export the swap takes
+    effect, and cleared after it so the while loop (which cannot train) does not outlive it.
+    """
+    for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
+        cache = getattr(op, "_dispatch_cache", None)  # private in torch 2.13: checked
+        if cache is not None:
+            cache.clear()
 
 
 def _fixed_axes(data: bytes) -> list[str]:
@@ -184,10 +205,9 @@ def _fixed_axes(data: bytes) -> list[str]:
 
 def _dynamic_trace(graph: torch.nn.Module, featurizer, max_chars: int, opset: int | None,
                    model_dir: Path) -> tuple[bytes, dict[str, torch.Tensor]]:
-    """``(ONNX bytes, the inputs traced)`` with a dynamic sequence axis. torch.export (torch
-    2.13) sometimes fixes the sequence length of a BiLSTM graph to the example's (measured:
-    the msra-small-cpu model at 25 positions, a distilled student at 30, each dynamic at the
-    other length), so another example length is tried before giving up."""
+    """``(ONNX bytes, the inputs traced)`` with a dynamic sequence axis. A BiLSTM graph whose
+    length torch.export fixed (`_forget_rnn_kernels` says why, and prevents the case known)
+    is traced again at another example length before the export gives up."""
     fixed: list[str] = []
     for extra in TRACE_EXTRAS:
         inputs = check_inputs(featurizer, max_chars, texts=CHECK_TEXTS[:-1] + (extra,))
