@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass
 
 from cner.models.bilstm import MODEL_TYPE
-from cner.models.metadata import NER, ClassifierOptions, ModelMeta
+from cner.models.metadata import NER, ModelMeta
 
 PLACEHOLDER = "path/to/model"
 
@@ -153,10 +153,6 @@ _TEXT_VECTOR = {"cls": "the `[CLS]` state (`last_hidden_state[:, 0]`)",
                 "max": "the maximum of `last_hidden_state` over the real positions"}
 
 
-def _token_pooling(meta: ModelMeta) -> str:
-    return (meta.options or ClassifierOptions()).token_pooling
-
-
 def _model(card: _Card) -> list[str]:
     meta, used = card.meta, card.used
     return ["## Model", "",
@@ -164,7 +160,7 @@ def _model(card: _Card) -> list[str]:
             "- Head: " + ("CRF (constrained transitions, Viterbi decoding)"
                           if meta.head == "crf" else meta.head)
             + (" over a linear tag layer." if card.ner else
-               " over " + _TEXT_VECTOR[_token_pooling(meta)] + "."),
+               " over " + _TEXT_VECTOR[meta.options.token_pooling] + "."),
             f"- Input features: {', '.join(used) if used else 'characters only'}.",
             f"- One position per character; look-up normalisation: "
             f"lower-case {'on' if meta.lowercase else 'off'}, full-width to half-width "
@@ -288,7 +284,7 @@ def _encoder_only(card: _Card) -> list[str]:
         return lines + ["The encoder alone: this model adds " + ", ".join(card.used)
                         + " to the input embeddings (`cner_head.safetensors`), which "
                         "transformers does not compute, so use cner to tag.", ""]
-    vector = _TEXT_VECTOR[_token_pooling(card.meta)]
+    vector = _TEXT_VECTOR[card.meta.options.token_pooling]
     return lines + ["The classifier reads " + vector + " directly (no "
                     "pooler): `logits = vector @ W.T + b` with `W`, `b` "
                     "= `cner_classifier.weight`, `cner_classifier.bias` in "

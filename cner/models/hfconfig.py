@@ -52,7 +52,7 @@ def encoder_config_values(encoder: nn.Module, meta: ModelMeta) -> dict:
             "AutoModel.from_pretrained(DIR) loads the encoder only: "
             + ("the tag layer needs the character features cner adds to the input embeddings"
                if meta.task == NER else "the classifier reads last_hidden_state ("
-               + (meta.options.token_pooling if meta.options else "cls") + " pooling, no "
+               + meta.options.token_pooling + " pooling, no "
                "pooler) with the cner_classifier.* weights in model.safetensors"))
     values["cner"] = cner_info
     return values
