@@ -63,9 +63,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.head": ("crf", "softmax"),  # cner.models.tagger.HEADS
     "model.tag_scheme": SCHEME_NAMES,
     "training.precision": PRECISIONS,
-    "classify.kind": ("single", "pair", "multilabel", "regression"),
+    "classify.kind": ("single", "pair", "multilabel", "regression"),  # cner.models.classifier
     "classify.truncation": ("head", "tail", "head+tail", "chunks"),
-    "classify.pooling": ("mean", "max"),
+    "classify.pooling": ("mean", "max"),  # cner.models.classifier
     "classify.token_pooling": ("auto", "cls", "mean", "max"),  # cner.models.classifier
     "data.token_suffix": ("auto", "position", "none"),  # cner.data.conll.TOKEN_SUFFIXES
     "pretrain.masking": ("wwm", "char", "span"),  # cner.encoding.masking.STRATEGIES

@@ -13,9 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-KINDS = ("single", "pair", "multilabel", "regression")
-POOLING = ("mean", "max")
-TOKEN_POOLING = ("cls", "mean", "max")
+from cner.config.checks import CHOICES
+
+# The config's choices are the one list; "auto" is resolved before a model is built.
+KINDS = CHOICES["classify.kind"]
+POOLING = CHOICES["classify.pooling"]
+TOKEN_POOLING = tuple(c for c in CHOICES["classify.token_pooling"] if c != "auto")
 
 
 def resolve_token_pooling(requested: str, encoder: nn.Module) -> str:
