@@ -58,6 +58,9 @@ FLOAT_RANGES = [
 
 SCHEME_NAMES = ("bio", "iob1", "bioes", "bmes", "bilou")  # cner.schemes.SCHEMES
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # cner.runtime.devices.PRECISIONS
+# How a classifier turns token states into a text vector (cner.models.classifier uses these);
+# the config adds "auto", resolved per encoder before a model is built or saved.
+TOKEN_POOLINGS = ("cls", "mean", "max")
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.scheme": ("auto", *SCHEME_NAMES),
     "model.head": ("crf", "softmax"),  # cner.models.tagger.HEADS
@@ -66,7 +69,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "classify.kind": ("single", "pair", "multilabel", "regression"),  # cner.models.classifier
     "classify.truncation": ("head", "tail", "head+tail", "chunks"),
     "classify.pooling": ("mean", "max"),  # cner.models.classifier
-    "classify.token_pooling": ("auto", "cls", "mean", "max"),  # cner.models.classifier
+    "classify.token_pooling": ("auto", *TOKEN_POOLINGS),
     "data.token_suffix": ("auto", "position", "none"),  # cner.data.conll.TOKEN_SUFFIXES
     "pretrain.masking": ("wwm", "char", "span"),  # cner.encoding.masking.STRATEGIES
     "pretrain.pair_objective": ("none", "sop", "nsp"),  # cner.encoding.packing.PAIR_OBJECTIVES

@@ -13,12 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cner.config.checks import CHOICES
+from cner.config.checks import CHOICES, TOKEN_POOLINGS
 
-# The config's choices are the one list; "auto" is resolved before a model is built.
+# The config's choices are the one list ("auto" token pooling is resolved before a model is built).
 KINDS = CHOICES["classify.kind"]
 POOLING = CHOICES["classify.pooling"]
-TOKEN_POOLING = tuple(c for c in CHOICES["classify.token_pooling"] if c != "auto")
 
 
 def resolve_token_pooling(requested: str, encoder: nn.Module) -> str:
@@ -42,8 +41,9 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if pooling not in POOLING:
             raise ValueError(f"pooling must be one of {POOLING}, got {pooling!r}")
-        if token_pooling not in TOKEN_POOLING:
-            raise ValueError(f"token_pooling must be one of {TOKEN_POOLING}, got {token_pooling!r}")
+        if token_pooling not in TOKEN_POOLINGS:
+            raise ValueError(f"token_pooling must be one of {TOKEN_POOLINGS}, "
+                             f"got {token_pooling!r}")
         self.encoder = encoder
         self.kind = kind
         self.pooling = pooling

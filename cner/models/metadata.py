@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
-from cner.config.checks import CHOICES as CONFIG_CHOICES
+from cner.config.checks import CHOICES as CONFIG_CHOICES, TOKEN_POOLINGS
 from cner.encoding.features import Featurizer
 from cner.errors import ModelError
 
@@ -65,7 +65,7 @@ class ClassifierOptions:
     CHOICES: typing.ClassVar[dict[str, tuple[str, ...]]] = {
         "truncation": CONFIG_CHOICES["classify.truncation"],
         "pooling": CONFIG_CHOICES["classify.pooling"],
-        "token_pooling": tuple(c for c in CONFIG_CHOICES["classify.token_pooling"] if c != "auto"),
+        "token_pooling": TOKEN_POOLINGS,  # "auto" is resolved before a model is saved
     }
 
 
