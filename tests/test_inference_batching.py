@@ -161,6 +161,37 @@ def test_packed_bf16_linears_find_the_same_entities(tiny_model):
 
 
 @needs_bf16_packing
+@pytest.mark.parametrize("rows", [1, 31, 32, 33, 100])
+def test_a_packed_linear_pads_its_rows_and_returns_only_the_real_ones(rows):
+    """The packed op sees rows padded to a multiple of ROW_BUCKET (fewer oneDNN kernels to
+    build); the caller gets exactly its rows, equal to F.linear's."""
+    from cner.runtime import packing
+
+    layer = torch.nn.Linear(24, 40).to(torch.bfloat16)
+    seen = []
+    real = torch.ops.mkldnn
+
+    class Spy:  # records the row count the op is handed
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def _linear_pointwise(self, x, *args):
+            seen.append(x.size(0))
+            return real._linear_pointwise(x, *args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(packing.torch.ops, "mkldnn", Spy(), raising=False)
+        undo = packing.pack_linear_layers(layer)
+        assert "forward" in vars(layer)
+        x = torch.randn(rows, 3, 24).to(torch.bfloat16)
+        seen.clear()
+        y = layer(x)
+    undo()
+    assert y.shape == (rows, 3, 40)
+    assert seen == [-(-rows * 3 // packing.ROW_BUCKET) * packing.ROW_BUCKET]
+    torch.testing.assert_close(y.float(), layer(x).float(), atol=2e-2, rtol=2e-2)
+
+
+@needs_bf16_packing
 @needs_compiler
 def test_packed_bf16_linears_give_way_to_compile(tiny_model):
     packed = Tagger.load(tiny_model, precision="bf16")

@@ -18,6 +18,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+# The packed op's rows are padded up to a multiple of this. oneDNN builds a kernel for each
+# new input shape, and a tagger's batches (rows = batch x padded length) rarely repeat one:
+# 32-text `Tagger.pipe` calls on unseen MSRA sentences took 4.0 s per 1,000 sentences against
+# 2.8 s for the same shapes seen before (small shape, 1 thread); with the rows padded to a
+# multiple of 32, 3.0 s. A few dozen row counts per layer shape stay in oneDNN's cache.
+ROW_BUCKET = 32
+
 
 def _packed_forward(layer: nn.Linear) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A forward for ``layer`` that runs on a packed copy of its weight, or ``None`` when the
@@ -30,8 +37,12 @@ def _packed_forward(layer: nn.Linear) -> Callable[[torch.Tensor], torch.Tensor] 
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             flat = x.reshape(-1, x.size(-1))  # shape: (N, in_features)
-            y = ops._linear_pointwise(flat, weight, bias, "none", [], "")  # shape: (N, out)
-            return y.reshape(*x.shape[:-1], out_features)
+            rows = flat.size(0)
+            padded = -(-rows // ROW_BUCKET) * ROW_BUCKET
+            if padded != rows:
+                flat = nn.functional.pad(flat, (0, 0, 0, padded - rows))  # shape: (N', in)
+            y = ops._linear_pointwise(flat, weight, bias, "none", [], "")  # shape: (N', out)
+            return y[:rows].reshape(*x.shape[:-1], out_features)
 
         probe = torch.randn(3, 5, layer.in_features, generator=torch.Generator().manual_seed(0)
                             ).to(layer.weight.dtype)
