@@ -18,11 +18,6 @@ def environment() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
-def run_to_end(args: list[str], output: Path) -> None:
-    subprocess.run(cner_command(*args, "-o", str(output)), check=True, env=environment(),
-                   capture_output=True, timeout=300)
-
-
 def kill_after_checkpoint(args: list[str], output: Path, step: int) -> None:
     """Start ``cner ARGS -o OUTPUT`` and SIGKILL it once its latest checkpoint is ``step`` or
     later; fails if the run ends first (it must be long enough to be killed)."""
@@ -38,6 +33,18 @@ def kill_after_checkpoint(args: list[str], output: Path, step: int) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (output / "summary.json").exists()
+
+
+def straight_and_killed(args: list[str], straight: Path, killed: Path, step: int) -> None:
+    """`run_to_end` into ``straight`` and `kill_after_checkpoint` into ``killed``, at the same
+    time: the commands run on one thread, and the suite's second core would idle."""
+    proc = subprocess.Popen(cner_command(*args, "-o", str(straight)), env=environment(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        kill_after_checkpoint(args, killed, step)
+    finally:
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
 
 
 def resume(command: str, run_dir: Path) -> None:

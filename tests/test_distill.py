@@ -17,7 +17,7 @@ from click.testing import CliRunner
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cner.cli import main  # noqa: E402
-from killed_runs import kill_after_checkpoint, resume, run_to_end  # noqa: E402
+from killed_runs import resume, straight_and_killed  # noqa: E402
 from cner.config import load_config  # noqa: E402
 from cner.models.crf import CRF, transition_constraints  # noqa: E402
 from cner.models.distillation import (DistillationTagger, gold_loss, soft_target_loss,  # noqa: E402
@@ -283,8 +283,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, teacher, sample_t
                         "training.eval_every=20", "data.test=null", "distill.temperature=2",
                         "distill.alpha=0.7", "model.dropout=0.2", "model.unk_dropout=0.05"])]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    run_to_end(settings, straight)
-    kill_after_checkpoint(settings, killed, 25)
+    straight_and_killed(settings, straight, killed, 25)
     cache = os.stat(killed / "teacher_targets.safetensors")
     resume("distill", killed)
     after = os.stat(killed / "teacher_targets.safetensors")
@@ -338,3 +337,20 @@ def test_bad_teacher_or_missing_text_is_one_line_and_leaves_nothing(tmp_path, te
     result = CliRunner().invoke(main, ["distill", "--resume", str(tmp_path), "--teacher",
                                        str(teacher)])
     _one_line_error(result, r"^error: --resume continues a run with its saved config")
+
+
+def test_the_command_prints_the_students_test_scores(tmp_path, teacher, sample_text):
+    """With data.test (distill-tiny.yaml's: the sample's test file), `cner distill` ends with
+    the best student's test scores, the ones summary.json holds, as `cner train` does."""
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["distill", "--teacher", str(teacher), "--text",
+                                       str(sample_text), "-c",
+                                       str(ROOT / "configs" / "distill-tiny.yaml"), "-o",
+                                       str(run), "-q", *_sets([*FAST, "training.max_steps=4"])])
+    assert result.exit_code == 0, result.output
+    from cner.metrics import format_scores
+
+    test = json.loads((run / "summary.json").read_text("utf-8"))["test"]
+    assert test["support"] > 0
+    expected = f"test scores (best model):\n{format_scores(test)}\nstudent: {run / 'model'}\n"
+    assert expected in result.output, result.output

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cner.cli import main  # noqa: E402
-from killed_runs import kill_after_checkpoint, resume, run_to_end  # noqa: E402
+from killed_runs import resume, straight_and_killed  # noqa: E402
 from cner.config import load_config  # noqa: E402
 from cner.data.formats import read_corpus  # noqa: E402
 from cner.data.text import corpus_text, normalize_line, read_documents  # noqa: E402
@@ -362,8 +362,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, sample_text):
                 "--set", "pretrain.masking=span", "--set", "pretrain.pair_objective=nsp",
                 *[arg for item in TINY for arg in ("--set", item)]]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    run_to_end(settings, straight)
-    kill_after_checkpoint(settings, killed, 30)
+    straight_and_killed(settings, straight, killed, 30)
     resume("pretrain", killed)
 
     a = json.loads((straight / "summary.json").read_text())

@@ -21,7 +21,7 @@ from cner.models.modeldir import load_tagger_dir  # noqa: E402
 from cner.runtime.engine import prepare_engine  # noqa: E402
 from cner.schemes import find_invalid  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
-from killed_runs import kill_after_checkpoint, resume, run_to_end  # noqa: E402
+from killed_runs import resume, straight_and_killed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpora" / "sample"
@@ -107,8 +107,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, ten_sentences):
                 "--set", "training.eval_every=20", "--set", "training.early_stopping_patience=null",
                 "-c", str(ROOT / "configs" / "tiny-cpu.yaml"), "-q"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    run_to_end(["train", *settings], straight)
-    kill_after_checkpoint(["train", *settings], killed, 21)
+    straight_and_killed(["train", *settings], straight, killed, 21)
     resume("train", killed)
 
     a = json.loads((straight / "summary.json").read_text())

@@ -34,6 +34,7 @@ def distill_command(teacher, texts, config_path, output, overrides, resume, over
       cner annotate corpora/sample/news.txt -m runs/student/model -o news.csv
     """
     from cner.cli import UsageError
+    from cner.cli.ner import echo_test_scores
     from cner.config import load_config
     from cner.metrics import format_scores
     from cner.tasks.distill import MODEL, distill
@@ -65,4 +66,5 @@ def distill_command(teacher, texts, config_path, output, overrides, resume, over
     if "agreement_f1" in best:
         click.echo(f"agreement with the teacher on held-out text: F1 {best['agreement_f1']:.4f} "
                    f"(P {best['agreement_precision']:.4f}, R {best['agreement_recall']:.4f})")
+    echo_test_scores(run_dir, format_scores)
     click.echo(f"student: {run_dir / MODEL}")

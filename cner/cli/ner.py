@@ -38,6 +38,12 @@ def echo_train_result(run_dir: Path, result, format_scores) -> None:
     if result.best_metrics:
         click.echo(f"best dev scores (step {result.state.best_step}):")
         click.echo(format_scores(result.best_metrics))
+    echo_test_scores(run_dir, format_scores)
+
+
+def echo_test_scores(run_dir: Path, format_scores) -> None:
+    """The test scores of a run's best model, when the run computed them (``summary.json``'s
+    ``test``: `cner train` and `cner distill` with ``data.test``)."""
     try:
         test = json.loads((run_dir / "summary.json").read_text("utf-8")).get("test")
     except (OSError, ValueError, AttributeError):
