@@ -354,3 +354,68 @@ def test_the_command_prints_the_students_test_scores(tmp_path, teacher, sample_t
     assert test["support"] > 0
     expected = f"test scores (best model):\n{format_scores(test)}\nstudent: {run / 'model'}\n"
     assert expected in result.output, result.output
+
+
+# --- a student initialised from its teacher ---------------------------------------------------
+
+def _fresh_student(tmp_path, teacher, sample_text, overrides):
+    from cner.tasks.distill import build_student
+    from cner.tasks.teacher import inspect_teacher
+
+    cfg = load_config(ROOT / "configs" / "distill-tiny.yaml",
+                      ["distill.init_from_teacher=true", "data.dev=null", "data.test=null",
+                       *FAST, *overrides])
+    run_dir = tmp_path / "student"
+    run_dir.mkdir(parents=True)
+    # frequent characters the teacher never saw: the student's rows are in another order
+    texts = sample_text.read_text("utf-8").splitlines() + ["鑫犇淼" * 100] * 3
+    return cfg, build_student(cfg, run_dir, inspect_teacher(teacher), texts, resume=False)
+
+
+def test_a_student_initialised_from_its_teacher_tags_as_the_teacher_before_training(
+        tmp_path, teacher, sample_text, capfd):
+    """distill.init_from_teacher: a student of the teacher's shape starts from its weights,
+    characters and bigrams matched by key although the student built its own vocabulary
+    and bigram list; untrained, it already finds the teacher's entities (a random one: 0.00,
+    test above)."""
+    from cner.inference.predictor import Predictor
+    from cner.inference.tagger import Tagger
+    from cner.models.modeldir import load_tagger_dir
+    from cner.runtime.engine import prepare_engine
+
+    cfg, (model, featurizer, _) = _fresh_student(tmp_path, teacher, sample_text, [])
+    assert "starts from the teacher's weights" in capfd.readouterr().err
+    teacher_model, teacher_featurizer, _ = load_tagger_dir(teacher)
+    theirs = {t: i for i, t in enumerate(teacher_featurizer.vocab.tokens)}
+    assert featurizer.vocab.tokens != teacher_featurizer.vocab.tokens  # rows must be matched
+    own_rows = model.encoder.get_input_embeddings().weight
+    their_rows = teacher_model.encoder.get_input_embeddings().weight
+    shared = [(i, theirs[t]) for i, t in enumerate(featurizer.vocab.tokens) if t in theirs]
+    assert len(shared) > 100
+    for i, j in shared:
+        assert torch.equal(own_rows[i], their_rows[j])
+    torch.testing.assert_close(model.crf.transitions, teacher_model.crf.transitions)
+
+    texts = _test_texts()
+    teacher_entities = list(Tagger.load(teacher, precision="fp32").pipe(texts))
+    student = Predictor(prepare_engine(model, precision="fp32"), featurizer,
+                        max_length=cfg.data.max_length, overlap=cfg.data.overlap)
+    assert _agreement(texts, teacher_entities, student.entities(texts)) >= 0.95
+
+
+def test_a_student_without_one_of_the_teachers_features_takes_the_rest(tmp_path, teacher,
+                                                                      sample_text, capfd):
+    """Dropping a feature (bigrams here) leaves that table behind and copies the rest; a
+    student of another shape is a one-line ConfigError naming the tensor."""
+    from cner.errors import ConfigError
+    from cner.models.modeldir import load_tagger_dir
+
+    _, (model, _, _) = _fresh_student(tmp_path, teacher, sample_text, ["model.bigrams=false"])
+    assert "left out the teacher's bigram_embeddings.weight" in capfd.readouterr().err
+    assert model.bigram_embeddings is None
+    teacher_model = load_tagger_dir(teacher)[0]
+    for name, param in model.encoder.lstm.named_parameters():
+        assert torch.equal(param, dict(teacher_model.encoder.lstm.named_parameters())[name])
+    with pytest.raises(ConfigError, match=r"student's encoder\.lstm\.weight_ih_l0 is \(64, 32\)"
+                                          r", the teacher's \(128, 32\)"):
+        _fresh_student(tmp_path / "other", teacher, sample_text, ["model.hidden_size=32"])

@@ -126,6 +126,9 @@ class DistillConfig:
     teacher_batch_chars: int = 4096  # padded positions per teacher call
     eval_fraction: float = 0.05  # raw-text lines held out to score agreement with the teacher
     eval_texts: int = 2000  # at most this many held out
+    # start from the teacher's weights: every tensor of the same name (characters and
+    # bigrams row by row); the student must have the teacher's shape, less any feature
+    init_from_teacher: bool = False
 
 
 @dataclass

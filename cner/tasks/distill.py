@@ -156,7 +156,20 @@ def build_student(cfg: Config, run_dir: Path, teacher: TeacherInfo, texts: Seque
     model = build_tagger(encoder, meta, featurizer, unk_dropout=cfg.model.unk_dropout,
                          unk_id=vocab.unk_id, tagger_class=DistillationTagger)
     model.alpha, model.temperature = cfg.distill.alpha, cfg.distill.temperature
+    if cfg.distill.init_from_teacher and not resume:  # a resumed run reads its checkpoint
+        init_from_teacher(model, featurizer, teacher)
     return model, featurizer, meta
+
+
+def init_from_teacher(model, featurizer, teacher: TeacherInfo) -> None:
+    """Copy the teacher's weights into the new student (`cner.models.transplant`)."""
+    from cner.models.modeldir import load_tagger_dir
+    from cner.models.transplant import transplant
+
+    teacher_model, teacher_featurizer, _ = load_tagger_dir(teacher.path)
+    report = transplant(model, featurizer, teacher_model, teacher_featurizer)
+    print(f"note: the student starts from the teacher's weights: {report.summary()}",
+          file=sys.stderr)
 
 
 def agreement_scores(predictor: Predictor, texts: Sequence[str],
