@@ -394,6 +394,10 @@ def test_a_student_initialised_from_its_teacher_tags_as_the_teacher_before_train
     assert len(shared) > 100
     for i, j in shared:
         assert torch.equal(own_rows[i], their_rows[j])
+    new = featurizer.vocab.encode("鑫犇淼")  # what the teacher reads for them: its [UNK] row
+    assert all(t not in theirs for t in "鑫犇淼") and len(set(new)) == 3
+    for i in new:
+        assert torch.equal(own_rows[i], their_rows[teacher_featurizer.vocab.unk_id])
     torch.testing.assert_close(model.crf.transitions, teacher_model.crf.transitions)
 
     texts = _test_texts()

@@ -9,7 +9,9 @@ one leaves every other tensor's shape unchanged.
 Tensors are matched by name. The two lookup tables are matched by key instead of by row,
 because the student builds its own vocabulary and bigram list from the texts it trains on:
 a character (bigram) row is copied from the teacher's row for the same character (bigram);
-rows the teacher has no key for keep their initialisation. Any other tensor both have must
+a row the teacher has no key for gets the teacher's unknown-key row, which is what the
+teacher itself reads for that character (bigram), so the untrained student computes what the
+teacher computes without the dropped feature. Any other tensor both have must
 have the same shape (a `ConfigError` names the first that does not); tensors only one side
 has (the dropped feature's table) are reported, not copied.
 """
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from cner.encoding.features import BIGRAM_SPECIALS
 from cner.errors import ConfigError
 
 
@@ -50,33 +53,34 @@ def _param_name(model: nn.Module, param: nn.Parameter | None) -> str | None:
     return next((name for name, p in model.named_parameters() if p is param), None)
 
 
-def _tables(model: nn.Module, featurizer) -> dict[str, Sequence[str]]:
-    """Parameter name -> the key of each row, for the character and bigram tables."""
+def _tables(model: nn.Module, featurizer) -> dict[str, tuple[Sequence[str], int]]:
+    """Parameter name -> (the key of each row, the unknown key's row), for the character and
+    bigram tables."""
     tables = {}
     chars = _param_name(model, model.encoder.get_input_embeddings().weight)
     if chars is not None:
-        tables[chars] = featurizer.vocab.tokens
+        tables[chars] = (featurizer.vocab.tokens, featurizer.vocab.unk_id)
     bigrams = getattr(model, "bigram_embeddings", None)
     if bigrams is not None and featurizer.bigrams:
-        tables[_param_name(model, bigrams.weight)] = featurizer.bigrams
+        tables[_param_name(model, bigrams.weight)] = (featurizer.bigrams,
+                                                      BIGRAM_SPECIALS.index("<unk>"))
     return tables
 
 
 @torch.no_grad()
 def copy_rows(target: torch.Tensor, target_keys: Sequence[str], source: torch.Tensor,
-              source_keys: Sequence[str]) -> int:
-    """Copy ``source``'s row of each key into ``target``'s row of the same key; returns how
-    many rows were found. ``target`` float ``(R, E)``, ``source`` float ``(R', E)``."""
+              source_keys: Sequence[str], unknown: int) -> int:
+    """Copy ``source``'s row of each key into ``target``'s row of the same key, and row
+    ``unknown`` of ``source`` into the rows of keys it lacks; returns how many keys were
+    found. ``target`` float ``(R, E)``, ``source`` float ``(R', E)``."""
     if target.shape[1:] != source.shape[1:]:
         raise ConfigError(f"the student's rows are {tuple(target.shape[1:])} wide, the "
                           f"teacher's {tuple(source.shape[1:])}")
     index = {key: i for i, key in enumerate(source_keys[:source.shape[0]])}
-    pairs = [(i, index[key]) for i, key in enumerate(target_keys[:target.shape[0]])
-             if key in index]
-    if pairs:
-        rows = torch.tensor(pairs, dtype=torch.long)  # shape: (n, 2)
-        target[rows[:, 0]] = source[rows[:, 1]].to(target.dtype)
-    return len(pairs)
+    found = [index.get(key, -1) for key in target_keys[:target.shape[0]]]
+    rows = torch.tensor(found, dtype=torch.long)  # shape: (R,); -1 where the teacher lacks it
+    target[:len(found)] = source[rows.masked_fill(rows < 0, unknown)].to(target.dtype)
+    return int((rows >= 0).sum())
 
 
 @torch.no_grad()
@@ -93,7 +97,7 @@ def transplant(student: nn.Module, student_featurizer, teacher: nn.Module,
         if source is None:
             report.student_only.append(name)
         elif name in own_tables and name in their_tables:
-            found = copy_rows(param, own_tables[name], source, their_tables[name])
+            found = copy_rows(param, own_tables[name][0], source, *their_tables[name])
             report.rows[name] = (found, param.shape[0])
         elif param.shape != source.shape:
             raise ConfigError(f"distill.init_from_teacher: the student's {name} is "
