@@ -14,7 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from cner.config import load_config  # noqa: E402
 from cner.data.formats import read_corpus  # noqa: E402
 from cner.inference.tagger import Tagger  # noqa: E402
-from cner.encoding.lexicon import CATEGORIES, N_BITS, lexicon_bits  # noqa: E402
+from cner.encoding.lexicon import (CATEGORIES, MAX_WORD, N_BITS, lexicon_bits,  # noqa: E402
+                                   load_lexicon)
 from cner.models.bilstm import BiLSTMConfig, BiLSTMEncoder  # noqa: E402
 from cner.tasks.ner import train_ner  # noqa: E402
 from hardware import needs_bf16  # noqa: E402
@@ -50,6 +51,41 @@ def test_lexicon_bits_align_with_any_text(text):
     bits = lexicon_bits(text)
     assert len(bits) == len(text)
     assert all(0 <= b < 2 ** N_BITS for b in bits)
+
+
+def _every_substring_bits(text: str) -> list[int]:
+    """The oracle: every substring of at most MAX_WORD characters looked up in the dictionary."""
+    words, lowered, n_cat = load_lexicon(), text.lower(), len(CATEGORIES)
+    if len(lowered) != len(text):
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    bits = [0] * len(text)
+    for first in range(len(text)):
+        for last in range(first, min(len(text), first + MAX_WORD)):
+            cats = words.get(lowered[first:last + 1], 0)
+            if first == last:
+                bits[first] |= cats << 3 * n_cat
+            elif cats:
+                bits[first] |= cats
+                bits[last] |= cats << 2 * n_cat
+                for k in range(first + 1, last):
+                    bits[k] |= cats << n_cat
+    return bits
+
+
+def test_lexicon_bits_equal_a_look_up_of_every_substring():
+    texts = [ex.text for ex in read_corpus(SAMPLE / "train.conll").examples]
+    texts += ["中华人民共和国国务院总理李克强在ＡＢＣ大厦", "İstanbul Straße 北京大学B超"]
+    assert sum(map(any, map(lexicon_bits, texts))) > 0.9 * len(texts)
+    for text in texts:
+        assert lexicon_bits(text) == _every_substring_bits(text), text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["中华", "人民", "共和国", "北京", "大学", "生", "李", "克强",
+                                 "İ", "Ａ", "b超", "😀", "工作", "在"]), max_size=12))
+def test_lexicon_bits_equal_the_oracle_on_word_soup(pieces):
+    text = "".join(pieces)
+    assert lexicon_bits(text) == _every_substring_bits(text)
 
 
 def test_bilstm_output_ignores_padding():

