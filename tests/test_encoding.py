@@ -89,6 +89,19 @@ def test_normalize_char_is_always_one_character():
     assert normalize_char("中", lowercase=True, halfwidth=True) == "中"
 
 
+@given(TEXTS)
+def test_cached_char_forms_equal_normalize_char_every_time(text):
+    """`CharVocab.char_forms` (the bigram feature's input) caches each character's form; the
+    forms stay those `normalize_char` gives (whitespace: a space), however the cache was
+    filled, and one per character."""
+    for lowercase, halfwidth in ((True, True), (False, True), (True, False)):
+        vocab = CharVocab.build(["Ａa"], lowercase=lowercase, halfwidth=halfwidth)
+        expected = [" " if c.isspace() else normalize_char(c, lowercase=lowercase,
+                                                           halfwidth=halfwidth) for c in text]
+        assert vocab.char_forms(text) == expected
+        assert vocab.char_forms(text[::-1]) == expected[::-1]  # now from the cache
+
+
 def test_build_with_normalisation_merges_forms():
     vocab = CharVocab.build(["ＡａA"], lowercase=True, halfwidth=True)
     assert vocab.tokens[len(SPECIAL_TOKENS):] == ("a",)

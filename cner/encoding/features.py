@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from cner.encoding.lexicon import lexicon_bits
-from cner.encoding.vocab import CharVocab, normalize_char
+from cner.encoding.vocab import CharVocab
 
 BOUNDARY_IDS = {"B": 1, "M": 2, "E": 3, "S": 4}
 BIGRAM_SPECIALS = ("<pad>", "<unk>")
@@ -33,8 +33,7 @@ def word_boundary_ids(text: str) -> list[int]:
 
 def char_bigrams(text: str, vocab: CharVocab) -> list[str]:
     """The (normalised) bigram starting at each character; the last one pairs with the end."""
-    norm = [" " if c.isspace() else normalize_char(c, lowercase=vocab.lowercase,
-                                                   halfwidth=vocab.halfwidth) for c in text]
+    norm = vocab.char_forms(text)
     return [a + b for a, b in zip(norm, norm[1:] + [""])]
 
 

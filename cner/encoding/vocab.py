@@ -58,6 +58,7 @@ class CharVocab:
     halfwidth: bool = False
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _cache: dict[str, int] = field(init=False, repr=False, compare=False)
+    _forms: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = {tok: i for i, tok in enumerate(self.tokens)}
@@ -66,6 +67,7 @@ class CharVocab:
             raise ModelError(f"vocabulary lacks the special token(s) {', '.join(missing)}")
         object.__setattr__(self, "_index", index)
         object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_forms", {})
 
     @classmethod
     def load(cls, path: str | Path, *, lowercase: bool = False, halfwidth: bool = False) -> CharVocab:
@@ -150,6 +152,18 @@ class CharVocab:
             value = self._index.get(norm, self._index.get(char, self.unk_id))
         self._cache[char] = value
         return value
+
+    def char_forms(self, text: str) -> list[str]:
+        """Each character's look-up form (`normalize_char`; whitespace: a space), cached per
+        character: features read it for every character of every text."""
+        forms = self._forms
+        return [forms[c] if c in forms else self._char_form(c) for c in text]
+
+    def _char_form(self, char: str) -> str:
+        form = " " if char.isspace() else normalize_char(char, lowercase=self.lowercase,
+                                                         halfwidth=self.halfwidth)
+        self._forms[char] = form
+        return form
 
     def encode(self, text: str) -> list[int]:
         """One id per character of ``text`` (no special tokens): ``len(result) == len(text)``."""
