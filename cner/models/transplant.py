@@ -73,9 +73,6 @@ def copy_rows(target: torch.Tensor, target_keys: Sequence[str], source: torch.Te
     """Copy ``source``'s row of each key into ``target``'s row of the same key, and row
     ``unknown`` of ``source`` into the rows of keys it lacks; returns how many keys were
     found. ``target`` float ``(R, E)``, ``source`` float ``(R', E)``."""
-    if target.shape[1:] != source.shape[1:]:
-        raise ConfigError(f"the student's rows are {tuple(target.shape[1:])} wide, the "
-                          f"teacher's {tuple(source.shape[1:])}")
     index = {key: i for i, key in enumerate(source_keys[:source.shape[0]])}
     found = [index.get(key, -1) for key in target_keys[:target.shape[0]]]
     rows = torch.tensor(found, dtype=torch.long)  # shape: (R,); -1 where the teacher lacks it
@@ -94,16 +91,18 @@ def transplant(student: nn.Module, student_featurizer, teacher: nn.Module,
     their_tables = _tables(teacher, teacher_featurizer)
     for name, param in own.items():
         source = theirs.get(name)
+        table = name in own_tables and name in their_tables  # rows matched by key
+        compared = 1 if table else 0  # a table's row count may differ, not its width
         if source is None:
             report.student_only.append(name)
-        elif name in own_tables and name in their_tables:
+        elif param.shape[compared:] != source.shape[compared:]:
+            raise ConfigError(f"distill.init_from_teacher: the student's {name} is "
+                              f"{tuple(param.shape)}, the teacher's {tuple(source.shape)}; "
+                              "give the student the teacher's model.embedding_size, "
+                              "hidden_size and num_layers")
+        elif table:
             found = copy_rows(param, own_tables[name][0], source, *their_tables[name])
             report.rows[name] = (found, param.shape[0])
-        elif param.shape != source.shape:
-            raise ConfigError(f"distill.init_from_teacher: the student's {name} is "
-                              f"{tuple(param.shape)}, the teacher's {tuple(source.shape)}; give the "
-                              "student the teacher's model.embedding_size, hidden_size and "
-                              "num_layers")
         else:
             param.copy_(source.to(param.dtype))
             report.tensors.append(name)
