@@ -118,7 +118,8 @@ def train_command(config_path, train_file, dev_file, test_file, output, override
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
               help="Also write the scores as JSON to this file.")
 @click.option("--batch-size", type=BATCH_SIZE, default=64, show_default=True,
-              help="Windows per model call.")
+              help="Rows per model call (a row: one window of a text, or several short "
+                   "ones with a BERT-type encoder).")
 @click.option("--lenient", is_flag=True, help=LENIENT_HELP)
 @click.option("--token-suffix", type=TOKEN_SUFFIX_CHOICE, default="auto", show_default=True,
               help=TOKEN_SUFFIX_HELP)
@@ -164,7 +165,8 @@ def evaluate_command(data, model_dir, data_alias, fmt, json_out, batch_size, len
               help="Output file, written atomically; standard output if absent.")
 @output_format_options
 @click.option("--batch-size", type=BATCH_SIZE, default=64, show_default=True,
-              help="Windows per model call.")
+              help="Rows per model call (a row: one window of a text, or several short "
+                   "ones with a BERT-type encoder).")
 @click.option("--text-column", default="text", show_default=True,
               help="Text column (.csv/.tsv/.parquet) or key (.jsonl).")
 @click.option("--id-column", default=None,

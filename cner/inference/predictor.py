@@ -2,10 +2,11 @@
 
 Texts are cut into overlapping windows (`cner.encoding.windows.plan_windows`), all windows of
 a chunk of texts are sorted by length and cut into batches of minimum cost
-(`cner.encoding.batching.plan_batches`), the CRF decodes the whole chunk at once, and the
-per-window tags are stitched back (`merge_windows`: each character takes the tag of the
-window where it sits furthest from an edge), so an entity that crosses a window edge is found
-once. ``Entity.score`` is the mean, over the entity's characters, of the CRF marginal
+(`cner.encoding.batching.plan_batches`); with a BERT-type encoder (`Engine.shares_rows`),
+short windows first share rows (`cner.encoding.shared_rows`), and the rows are batched. The
+CRF decodes the whole chunk at once, and the per-window tags are stitched back
+(`merge_windows`: each character takes the tag of the window where it sits furthest from an
+edge), so an entity that crosses a window edge is found once. ``Entity.score`` is the mean, over the entity's characters, of the CRF marginal
 probability (forward-backward) of the tag each character was given.
 """
 from __future__ import annotations
@@ -19,8 +20,10 @@ import torch
 
 from cner.encoding.batching import collate_inputs, plan_batches
 from cner.encoding.features import Featurizer
+from cner.encoding.shared_rows import (collate_shared_rows, gather_windows, layout_cost,
+                                       share_rows)
 from cner.encoding.windows import merge_windows, plan_windows, window_owners
-from cner.runtime.engine import Engine, batch_overhead_positions
+from cner.runtime.engine import Engine, attention_width, batch_overhead_positions
 from cner.schemes import tags_to_spans
 
 Job = tuple[int, int, int]  # (text index, window start, window end)
@@ -54,6 +57,7 @@ class Predictor:
         # compute: estimated as ~5 ms of Python and small kernels at ~400 GFLOP/s).
         self.max_positions = max_positions
         self.batch_overhead = batch_overhead_positions(engine.model)
+        self.attention_width = attention_width(engine.model)
 
     @property
     def model(self):
@@ -110,12 +114,60 @@ class Predictor:
                                                                overlap=self.overlap))
         encoded = {i: self.featurizer.features(text) for i, text in enumerate(texts) if text}
         order = sorted(range(len(jobs)), key=lambda k: jobs[k][2] - jobs[k][1], reverse=True)
+        windows = {k: self.featurizer.window(encoded[jobs[k][0]], jobs[k][1], jobs[k][2])
+                   for k in order}
+        batches = list(self._batches(order, jobs, batch_size))
+        if self.engine.shares_rows:
+            rows = self._shared_rows(order, windows, batch_size)
+            if self._cheaper_shared(rows, batches, windows):
+                return jobs, [self._run_rows(batch, windows) for batch in rows]
         pending = []  # per batch: (window indices, emissions, char_mask)
-        for chunk in self._batches(order, jobs, batch_size):
-            windows = [self.featurizer.window(encoded[jobs[k][0]], jobs[k][1], jobs[k][2])
-                       for k in chunk]
-            pending.append((chunk, *self._emissions(windows, len(chunk))))
+        for chunk in batches:
+            pending.append((chunk, *self._emissions([windows[k] for k in chunk], len(chunk))))
         return jobs, pending
+
+    def _shared_rows(self, order: list[int], windows: dict[int, dict[str, list[int]]],
+                     batch_size: int) -> list[list[list[int]]]:
+        """The windows (``order``: widest first) in shared rows (`share_rows`), the rows in
+        cost-planned batches of at most ``batch_size`` rows: per batch, per row, its window
+        indices."""
+        rows = share_rows([len(windows[k]["input_ids"]) for k in order])
+        rows = sorted(([order[i] for i in row] for row in rows),
+                      key=lambda row: -sum(len(windows[k]["input_ids"]) for k in row))
+        widths = [sum(len(windows[k]["input_ids"]) for k in row) for row in rows]
+        return [rows[start:end] for start, end in plan_batches(
+            widths, max_rows=batch_size, max_positions=self.max_positions,
+            overhead=self.batch_overhead)]
+
+    def _cheaper_shared(self, rows: list[list[list[int]]], batches: list[list[int]],
+                        windows: dict[int, dict[str, list[int]]]) -> bool:
+        """Whether the shared ``rows`` (`_shared_rows`) cost less than the padded ``batches``
+        (`layout_cost`: attention over wider rows against padding)."""
+        def width(k: int) -> int:
+            return len(windows[k]["input_ids"])
+
+        shared = [[sum(map(width, row)) for row in batch] for batch in rows]
+        padded = [[width(batch[0])] * len(batch) for batch in batches]
+        return (layout_cost(shared, overhead=self.batch_overhead,
+                            attention_width=self.attention_width)
+                < layout_cost(padded, overhead=self.batch_overhead,
+                              attention_width=self.attention_width))
+
+    def _run_rows(self, rows: list[list[int]], windows: dict[int, dict[str, list[int]]]
+                  ) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+        """One batch of shared rows through the engine: its windows' indices, emissions
+        float32 ``(n, L, T)`` and char mask bool ``(n, L)``."""
+        chunk = [k for row in rows for k in row]
+        slots = {k: i for i, k in enumerate(chunk)}
+        inputs, where, char_mask = collate_shared_rows(
+            [windows[k] for k in chunk], [[slots[k] for k in row] for row in rows],
+            self.featurizer, self.engine.mask_dtype)
+        if self.engine.compiled and len(rows) == 1:  # one row would compile again
+            inputs = {key: torch.cat([t, t]) for key, t in inputs.items()}
+        device = self.engine.device
+        scores = self.engine.shared_row_emissions(
+            {key: t.to(device) for key, t in inputs.items()})  # shape: (R, W, T)
+        return chunk, gather_windows(scores, where.to(device)).float(), char_mask.to(device)
 
     def tag_texts(self, texts: Sequence[str], *, batch_size: int | None = None
                   ) -> list[tuple[list[str], list[float]]]:

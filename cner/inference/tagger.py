@@ -99,8 +99,9 @@ class Tagger:
     def pipe(self, texts: Iterable[str], *, chunk_size: int | None = None,
              batch_size: int | None = None) -> Iterator[list[Entity]]:
         """Lazily annotate a stream of texts, in order, holding one chunk (``chunk_size``
-        texts, default 8 batches' worth) in memory at a time. ``batch_size``: windows per
-        model call (default: the tagger's)."""
+        texts, default 8 batches' worth) in memory at a time. ``batch_size``: rows per
+        model call (default: the tagger's); a row holds one window of a text, or several short
+        ones with a BERT-type encoder (`cner.encoding.shared_rows`)."""
         if isinstance(texts, str):
             raise TypeError("pipe() takes an iterable of texts, got a single str; "
                             "call the tagger on it, or pass [text]")

@@ -75,22 +75,42 @@ class TokenTagger(nn.Module):
             drop[:, 1:1 + char_mask.size(1)] = (
                 torch.rand(char_mask.shape, device=char_mask.device) < self.unk_dropout) & char_mask
             input_ids = input_ids.masked_fill(drop, self.unk_id)  # shape: (B, L+2)
-        if (self.bigram_embeddings is None and self.boundary_embeddings is None
-                and self.lexicon_projection is None):
-            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        else:
-            embeds = self.encoder.get_input_embeddings()(input_ids)  # shape: (B, L+2, H)
-            if self.bigram_embeddings is not None:
-                embeds = embeds + self.bigram_embeddings(bigram_ids)
-            if self.boundary_embeddings is not None:
-                embeds = embeds + self.boundary_embeddings(boundary_ids)
-            if self.lexicon_projection is not None:
-                bits = (lexicon_ids.unsqueeze(-1) & self._bit_values) != 0  # shape: (B, L+2, 32)
-                embeds = embeds + self.lexicon_projection(bits.to(embeds.dtype))
-            out = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask)
-        hidden = out.last_hidden_state
+        hidden = self._hidden(input_ids, attention_mask, bigram_ids=bigram_ids,
+                              boundary_ids=boundary_ids, lexicon_ids=lexicon_ids)
         hidden = hidden[:, 1:1 + char_mask.size(1)]  # shape: (B, L, H); drop [CLS]
         return self.classifier(self.dropout(hidden))  # shape: (B, L, T)
+
+    def shared_row_emissions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                             position_ids: torch.Tensor, **features: torch.Tensor
+                             ) -> torch.Tensor:
+        """Tag scores at every position of rows holding several windows
+        (`cner.encoding.shared_rows`): ``input_ids`` (and the features) long ``(R, W)``,
+        ``position_ids`` long ``(R, W)``, ``attention_mask`` float ``(R, 1, W, W)`` (additive).
+        Returns float ``(R, W, T)``. For inference: no dropout, no [UNK] dropout."""
+        hidden = self._hidden(input_ids, attention_mask, position_ids=position_ids, **features)
+        return self.classifier(hidden)  # shape: (R, W, T)
+
+    def _hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+                position_ids: torch.Tensor | None = None, bigram_ids: torch.Tensor | None = None,
+                boundary_ids: torch.Tensor | None = None,
+                lexicon_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's last hidden state ``(B, L + 2, H)``, the feature embeddings added to
+        the character embeddings."""
+        extra = {} if position_ids is None else {"position_ids": position_ids}
+        if (self.bigram_embeddings is None and self.boundary_embeddings is None
+                and self.lexicon_projection is None):
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                **extra).last_hidden_state
+        embeds = self.encoder.get_input_embeddings()(input_ids)  # shape: (B, L+2, H)
+        if self.bigram_embeddings is not None:
+            embeds = embeds + self.bigram_embeddings(bigram_ids)
+        if self.boundary_embeddings is not None:
+            embeds = embeds + self.boundary_embeddings(boundary_ids)
+        if self.lexicon_projection is not None:
+            bits = (lexicon_ids.unsqueeze(-1) & self._bit_values) != 0  # shape: (B, L+2, 32)
+            embeds = embeds + self.lexicon_projection(bits.to(embeds.dtype))
+        return self.encoder(inputs_embeds=embeds, attention_mask=attention_mask,
+                            **extra).last_hidden_state
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 char_mask: torch.Tensor, labels: torch.Tensor, **features: torch.Tensor
