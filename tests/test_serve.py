@@ -450,6 +450,41 @@ def test_batcher_batches_queued_requests_within_the_budget():
     assert [r[0][0].text for r in results] == ["x", "o", "y", "z", "w", "v"]
 
 
+def test_a_batch_as_large_as_the_last_one_starts_without_waiting_out_the_gap():
+    """Closed-loop clients: once as many requests as the last batch held have come, the
+    batch runs; fewer wait for the gap; requests that queued during a run mean more clients,
+    so the next batch waits for the gap again (here 1 s, to tell it from at once)."""
+    from cner.serving.batcher import Batcher
+
+    gate = threading.Event()
+    fake = FakeTagger(loaded=gate)
+    batcher = Batcher({"fake": fake}, max_wait_ms=5000).start()
+    batcher.gap = 1.0
+
+    def answered(texts: str) -> float:
+        started = time.monotonic()
+        for future in [batcher.submit("fake", [t], 1) for t in texts]:
+            future.result(timeout=30)
+        return time.monotonic() - started
+
+    try:
+        first = [batcher.submit("fake", [t], 1) for t in "abc"]
+        gate.set()
+        assert [f.result(timeout=30)[0][0].text for f in first] == ["a", "b", "c"]
+        assert answered("def") < 0.5  # as many as the last batch: at once
+        assert answered("gh") >= 0.9  # fewer: the gap
+        assert answered("ij") < 0.5  # the last batch held 2
+        fake.delay = 0.3
+        slow = batcher.submit("fake", ["k"], 1), batcher.submit("fake", ["l"], 1)
+        time.sleep(0.1)  # k and l run; m and n queue meanwhile
+        late = answered("mn")
+        assert all(f.result(timeout=30) for f in slow)
+        assert late >= 0.9 + 0.2  # after the run, the gap: m and n are more clients
+    finally:
+        batcher.close(30)
+    assert fake.batches == [list("abc"), list("def"), list("gh"), list("ij"), list("kl"), list("mn")]
+
+
 def test_batching_off_runs_each_request_alone():
     from cner.serving.batcher import Batcher
 
