@@ -11,8 +11,9 @@ Rows, in this order:
 
   in-process       ``list(Tagger.pipe(texts))`` in this process, the same model directory and
                    precision, repeated for ``--seconds``: with torch's default threads (one per
-                   core) and with the server's (one core fewer, `default_threads`); the ratios
-                   are to the faster of the two. Also, with the server's threads, calls of
+                   core) and with the server's (``--threads`` in ``--server-args``, else one core
+                   fewer, `default_threads`); the ratios are to the faster of the two. Also,
+                   with the server's threads, calls of
                    as many texts as the most clients have in flight (32 x --texts-per-request):
                    the largest batch a closed loop can give the server
   batched, N       ``cner serve`` (dynamic batching, its default settings): N clients, each
@@ -221,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from cner.inference.tagger import Tagger
-    from cner.serving.registry import default_threads
 
-    in_process_threads = sorted({torch.get_num_threads(), default_threads() or 1},
+    server_threads = server_thread_count(args.server_args)
+    in_process_threads = sorted({torch.get_num_threads(), server_threads},
                                 reverse=True)
 
     test_path, note = corpus_path("test")
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             for threads in in_process_threads:
                 torch.set_num_threads(threads)
                 rates["in-process", threads].append(in_process(tagger, texts, args.seconds))
+            torch.set_num_threads(server_threads)
             in_flight = max(clients) * args.texts_per_request
             rates["in-process chunks", in_flight].append(
                 in_process(tagger, texts, args.seconds, in_flight))
@@ -255,13 +257,24 @@ def main(argv: list[str] | None = None) -> int:
                     latencies[label, n] += lat
             log(f"round {round_}: " + ", ".join(f"{k[0]} {k[1]}: {v[-1]:,.0f}"
                                                for k, v in rates.items()))
-    report(args, note, test_path, clients, rates, latencies)
+    report(args, note, test_path, clients, rates, latencies, server_threads)
     return 0
 
 
-def report(args, note, test_path, clients, rates, latencies) -> None:
+def server_thread_count(server_args: str) -> int:
+    """The torch threads of ``cner serve SERVER_ARGS``: its ``--threads``, else its default."""
     from cner.serving.registry import default_threads
 
+    words = server_args.split()
+    for i, word in enumerate(words):
+        if word == "--threads" and i + 1 < len(words):
+            return int(words[i + 1])
+        if word.startswith("--threads="):
+            return int(word.partition("=")[2])
+    return default_threads() or 1
+
+
+def report(args, note, test_path, clients, rates, latencies, server_threads) -> None:
     in_process_rows = sorted(k for k in rates if k[0] == "in-process")
     reference = max(median(rates[k]) for k in in_process_rows)
     chunks = next(k for k in rates if k[0] == "in-process chunks")
@@ -271,11 +284,11 @@ def report(args, note, test_path, clients, rates, latencies) -> None:
           f"{args.texts_per_request} per request; {args.rounds} rounds of {args.seconds:g} s "
           f"per variant, variants taking turns; median chars/s of the rounds; server: cner serve "
           f"{args.server_args or '(defaults: --max-batch-chars 16384, --max-wait-ms 5)'}, "
-          f"torch threads {default_threads()}")
+          f"torch threads {server_threads}")
     body = [(f"in-process Tagger.pipe, {k[1]} torch threads", "-", "-",
              f"{median(rates[k]):,.0f}", f"{median(rates[k]) / reference:.2f}", "-", "-", "-")
             for k in in_process_rows]
-    body.append((f"in-process Tagger.pipe, {default_threads()} torch threads, {chunks[1]} "
+    body.append((f"in-process Tagger.pipe, {server_threads} torch threads, {chunks[1]} "
                  "texts a call", "-", "-", f"{median(rates[chunks]):,.0f}",
                  f"{median(rates[chunks]) / reference:.2f}", "-", "-", "-"))
     for label in ("batched", "batching off"):
