@@ -6,8 +6,9 @@ a chunk of texts are sorted by length and cut into batches of minimum cost
 short windows first share rows (`cner.encoding.shared_rows`), and the rows are batched. The
 CRF decodes the whole chunk at once, and the per-window tags are stitched back
 (`merge_windows`: each character takes the tag of the window where it sits furthest from an
-edge), so an entity that crosses a window edge is found once. ``Entity.score`` is the mean, over the entity's characters, of the CRF marginal
-probability (forward-backward) of the tag each character was given.
+edge), so an entity that crosses a window edge is found once. ``Entity.score`` is the mean,
+over the entity's characters, of the CRF marginal probability (forward-backward) of the tag
+each character was given.
 """
 from __future__ import annotations
 

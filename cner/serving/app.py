@@ -23,9 +23,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute, APIRouter
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import request_response
 
 from cner.inference.writers import entity_dict
 from cner.serving.batcher import Batcher, BatcherError, item_chars
@@ -130,8 +131,22 @@ class DirectRoute(APIRoute):
     for a batch's requests to arrive). So its ``dependencies`` are documented, not run: the
     endpoints check the API key themselves (`Service.authorize`)."""
 
+    def __init__(self, path: str, endpoint, **kwargs) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = request_response(endpoint)  # Starlette's: no exit stacks, no injection
+
     def get_route_handler(self):
         return self.endpoint
+
+
+def _direct(app: FastAPI, path: str, methods: list[str], **doc):
+    """Register the decorated endpoint as a `DirectRoute` of ``app`` (``doc``: what OpenAPI
+    shows: response model, responses, summary, ...)."""
+    def register(endpoint):
+        app.router.add_api_route(path, endpoint, methods=methods,
+                                 route_class_override=DirectRoute, **doc)
+        return endpoint
+    return register
 
 
 def _documented_security(api_key: str | None) -> list:
@@ -148,11 +163,10 @@ def _documented_security(api_key: str | None) -> list:
 
 def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
     limits = service.limits
-    v1 = APIRouter(route_class=DirectRoute)
 
-    @v1.post("/v1/ner", response_model=NerResponse, responses=ERRORS, tags=["models"],
-              dependencies=auth, openapi_extra=body_doc(NerRequest),
-              summary="Entities of one text or of many")
+    @_direct(app, "/v1/ner", ["POST"], response_model=NerResponse, responses=ERRORS,
+             tags=["models"], dependencies=auth, openapi_extra=body_doc(NerRequest),
+             summary="Entities of one text or of many")
     async def ner(request: Request):
         service.authorize(request)
         req = parse(await read_body(request, limits.max_body_bytes), NerRequest)
@@ -162,9 +176,10 @@ def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
         docs = [[entity_dict(e) for e in doc] for doc in await service.run(model, texts)]
         return JSONResponse({"model": model.name, "entities": docs[0] if single else docs})
 
-    @v1.post("/v1/classify", response_model=ClassifyResponse, responses=ERRORS,
-              tags=["models"], dependencies=auth, openapi_extra=body_doc(ClassifyRequest),
-              summary="Label and every label's probability, of texts or sentence pairs")
+    @_direct(app, "/v1/classify", ["POST"], response_model=ClassifyResponse,
+             responses=ERRORS, tags=["models"], dependencies=auth,
+             openapi_extra=body_doc(ClassifyRequest),
+             summary="Label and every label's probability, of texts or sentence pairs")
     async def classify(request: Request):
         service.authorize(request)
         req = parse(await read_body(request, limits.max_body_bytes), ClassifyRequest)
@@ -176,7 +191,7 @@ def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
         body = {"prediction": predictions[0]} if single else {"predictions": predictions}
         return JSONResponse({"model": model.name, **body})
 
-    @v1.get("/v1/models", tags=["models"], dependencies=auth, responses=ERRORS,
+    @_direct(app, "/v1/models", ["GET"], tags=["models"], dependencies=auth, responses=ERRORS,
              summary="The served models: task, labels, scheme, encoder, training metrics")
     async def list_models(request: Request):
         service.authorize(request)
@@ -185,8 +200,6 @@ def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
             defaults.setdefault(model.task, model.name)
         return JSONResponse({"models": [m.describe() for m in service.models.values()],
                              "defaults": defaults})
-
-    app.include_router(v1)
 
 
 def _classify_items(req: ClassifyRequest, limits: Limits) -> tuple[list, bool]:
