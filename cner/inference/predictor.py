@@ -132,11 +132,12 @@ class Predictor:
         """The windows (``order``: widest first) in shared rows (`share_rows`), the rows in
         cost-planned batches of at most ``batch_size`` rows: per batch, per row, its window
         indices."""
-        rows = share_rows([len(windows[k]["input_ids"]) for k in order])
-        rows = sorted(([order[i] for i in row] for row in rows),
-                      key=lambda row: -sum(len(windows[k]["input_ids"]) for k in row))
-        widths = [sum(len(windows[k]["input_ids"]) for k in row) for row in rows]
-        return [rows[start:end] for start, end in plan_batches(
+        sized = sorted(((sum(len(windows[order[i]]["input_ids"]) for i in row),
+                         [order[i] for i in row])
+                        for row in share_rows([len(windows[k]["input_ids"]) for k in order])),
+                       key=lambda pair: -pair[0])  # widest row first, as plan_batches needs
+        widths = [width for width, _ in sized]
+        return [[row for _, row in sized[start:end]] for start, end in plan_batches(
             widths, max_rows=batch_size, max_positions=self.max_positions,
             overhead=self.batch_overhead)]
 

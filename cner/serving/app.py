@@ -16,6 +16,7 @@ open, as probes and scrapers expect. Every error body is ``{"detail": "one line"
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import time
 from contextlib import asynccontextmanager
@@ -129,7 +130,7 @@ class DirectRoute(APIRoute):
     parameter and dependency machinery, a quarter of the event loop's work per request (~60
     of ~250 us with an instant model; with 32 clients the model waited 1.7 ms instead of 2.7
     for a batch's requests to arrive). So its ``dependencies`` are documented, not run: the
-    endpoints check the API key themselves (`Service.authorize`)."""
+    route's endpoint is wrapped in the API key check (`_direct`, `Service.authorize`)."""
 
     def __init__(self, path: str, endpoint, **kwargs) -> None:
         super().__init__(path, endpoint, **kwargs)
@@ -139,11 +140,17 @@ class DirectRoute(APIRoute):
         return self.endpoint
 
 
-def _direct(app: FastAPI, path: str, methods: list[str], **doc):
-    """Register the decorated endpoint as a `DirectRoute` of ``app`` (``doc``: what OpenAPI
-    shows: response model, responses, summary, ...)."""
+def _direct(app: FastAPI, service: Service, path: str, methods: list[str], **doc):
+    """Register the decorated endpoint as a `DirectRoute` of ``app``, behind the API key
+    (`Service.authorize`, checked before the endpoint runs); ``doc``: what OpenAPI shows
+    (response model, responses, summary, ...)."""
     def register(endpoint):
-        app.router.add_api_route(path, endpoint, methods=methods,
+        @functools.wraps(endpoint)
+        async def authorized(request: Request):
+            service.authorize(request)
+            return await endpoint(request)
+
+        app.router.add_api_route(path, authorized, methods=methods,
                                  route_class_override=DirectRoute, **doc)
         return endpoint
     return register
@@ -164,11 +171,10 @@ def _documented_security(api_key: str | None) -> list:
 def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
     limits = service.limits
 
-    @_direct(app, "/v1/ner", ["POST"], response_model=NerResponse, responses=ERRORS,
-             tags=["models"], dependencies=auth, openapi_extra=body_doc(NerRequest),
-             summary="Entities of one text or of many")
+    @_direct(app, service, "/v1/ner", ["POST"], response_model=NerResponse,
+             responses=ERRORS, tags=["models"], dependencies=auth,
+             openapi_extra=body_doc(NerRequest), summary="Entities of one text or of many")
     async def ner(request: Request):
-        service.authorize(request)
         req = parse(await read_body(request, limits.max_body_bytes), NerRequest)
         texts, single = one_or_many(req.text, req.texts, "text")
         check_texts(texts, single, limits)
@@ -176,12 +182,11 @@ def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
         docs = [[entity_dict(e) for e in doc] for doc in await service.run(model, texts)]
         return JSONResponse({"model": model.name, "entities": docs[0] if single else docs})
 
-    @_direct(app, "/v1/classify", ["POST"], response_model=ClassifyResponse,
+    @_direct(app, service, "/v1/classify", ["POST"], response_model=ClassifyResponse,
              responses=ERRORS, tags=["models"], dependencies=auth,
              openapi_extra=body_doc(ClassifyRequest),
              summary="Label and every label's probability, of texts or sentence pairs")
     async def classify(request: Request):
-        service.authorize(request)
         req = parse(await read_body(request, limits.max_body_bytes), ClassifyRequest)
         items, single = _classify_items(req, limits)
         model = service.pick(req.model, "classification")
@@ -191,10 +196,10 @@ def _add_model_routes(app: FastAPI, service: Service, auth: list) -> None:
         body = {"prediction": predictions[0]} if single else {"predictions": predictions}
         return JSONResponse({"model": model.name, **body})
 
-    @_direct(app, "/v1/models", ["GET"], tags=["models"], dependencies=auth, responses=ERRORS,
+    @_direct(app, service, "/v1/models", ["GET"], tags=["models"], dependencies=auth,
+             responses=ERRORS,
              summary="The served models: task, labels, scheme, encoder, training metrics")
     async def list_models(request: Request):
-        service.authorize(request)
         defaults = {}
         for model in service.models.values():
             defaults.setdefault(model.task, model.name)
